@@ -1,0 +1,24 @@
+export { checkpoint } from './checkpoint.js';
+export {
+  type BackwardResult,
+  backwardWithHooks,
+  executionContext,
+  type GradientCapture,
+  materializedAccess,
+  type ParameterAccess,
+  runLeaf,
+  vjp,
+  withExecutionContext,
+  withSavedTape,
+} from './context.js';
+export {
+  createParameter,
+  drawInitValues,
+  manualSeed,
+  type ParameterFactory,
+  withParameterFactory,
+} from './init-scope.js';
+export { Dropout, Embedding, LayerNorm, Linear, type LinearLayout, type LinearOptions, RMSNorm } from './layers.js';
+export { Module, materializedBytes, type StateDict } from './module.js';
+export { Parameter, type ParameterInit } from './parameter.js';
+export { Generator } from './rng.js';

@@ -1,0 +1,163 @@
+import { tf } from '../tf.js';
+import { executionContext, runLeaf } from './context.js';
+import { createParameter } from './init-scope.js';
+import { Module } from './module.js';
+import type { Parameter } from './parameter.js';
+
+/** Weight layout of a Linear: `in_out` is Hugging Face GPT-2's Conv1D [in, out]; `out_in` is torch's [out, in]. */
+export type LinearLayout = 'in_out' | 'out_in';
+
+export interface LinearOptions {
+  bias?: boolean;
+  layout?: LinearLayout;
+  /** Std of the normal init (GPT-2/Llama use 0.02). */
+  initStd?: number;
+}
+
+/** y = x W (+ b) over the last axis of x. */
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  readonly layout: LinearLayout;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: LinearOptions = {},
+  ) {
+    super();
+    this.layout = opts.layout ?? 'out_in';
+    const shape = this.layout === 'in_out' ? [inFeatures, outFeatures] : [outFeatures, inFeatures];
+    this.weight = this.registerParameter(
+      'weight',
+      createParameter(shape, { kind: 'normal', mean: 0, std: opts.initStd ?? 0.02 }),
+    );
+    this.bias =
+      opts.bias === false
+        ? null
+        : this.registerParameter('bias', createParameter([outFeatures], { kind: 'constant', value: 0 }));
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    const params = this.bias ? [this.weight, this.bias] : [this.weight];
+    return runLeaf(this, params, [x], ([input], [w, b]) =>
+      tf.tidy(() => {
+        const lead = input.shape.slice(0, -1);
+        const x2 = input.reshape([-1, this.inFeatures]);
+        const y = tf.matMul(x2, w, false, this.layout === 'out_in');
+        const yb = b ? tf.add(y, b) : y;
+        return yb.reshape([...lead, this.outFeatures]);
+      }),
+    );
+  }
+}
+
+/** Row lookup in a [num, dim] table; `project` multiplies by the transposed table (a tied LM head). */
+export class Embedding extends Module {
+  readonly weight: Parameter;
+
+  constructor(
+    readonly numEmbeddings: number,
+    readonly embeddingDim: number,
+    opts: { initStd?: number } = {},
+  ) {
+    super();
+    this.weight = this.registerParameter(
+      'weight',
+      createParameter([numEmbeddings, embeddingDim], { kind: 'normal', mean: 0, std: opts.initStd ?? 0.02 }),
+    );
+  }
+
+  /** ids: int32 tensor of any shape -> [...shape, dim]. */
+  forward(ids: tf.Tensor): tf.Tensor {
+    return runLeaf(this, [this.weight], [], (_in, [w]) =>
+      tf.tidy(() => tf.gather(w, ids.flatten()).reshape([...ids.shape, this.embeddingDim])),
+    );
+  }
+
+  /** x [..., dim] -> logits [..., num], using this table as the output projection (weight tying). */
+  project(x: tf.Tensor): tf.Tensor {
+    return runLeaf(this, [this.weight], [x], ([input], [w]) =>
+      tf.tidy(() => {
+        const lead = input.shape.slice(0, -1);
+        return tf.matMul(input.reshape([-1, this.embeddingDim]), w, false, true).reshape([...lead, this.numEmbeddings]);
+      }),
+    );
+  }
+}
+
+/** Layer normalization over the last axis (biased variance, as torch). */
+export class LayerNorm extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+    opts: { bias?: boolean } = {},
+  ) {
+    super();
+    this.weight = this.registerParameter('weight', createParameter([dim], { kind: 'constant', value: 1 }));
+    this.bias =
+      opts.bias === false
+        ? null
+        : this.registerParameter('bias', createParameter([dim], { kind: 'constant', value: 0 }));
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    const params = this.bias ? [this.weight, this.bias] : [this.weight];
+    return runLeaf(this, params, [x], ([input], [g, b]) =>
+      tf.tidy(() => {
+        const axis = input.rank - 1;
+        const mean = tf.mean(input, axis, true);
+        const centered = tf.sub(input, mean);
+        const variance = tf.mean(tf.square(centered), axis, true);
+        const normed = tf.mul(centered, tf.rsqrt(tf.add(variance, this.eps)));
+        const scaled = tf.mul(normed, g);
+        return b ? tf.add(scaled, b) : scaled;
+      }),
+    );
+  }
+}
+
+/** RMS normalization over the last axis (Llama): x / sqrt(mean(x^2) + eps) * g. */
+export class RMSNorm extends Module {
+  readonly weight: Parameter;
+
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-6,
+  ) {
+    super();
+    this.weight = this.registerParameter('weight', createParameter([dim], { kind: 'constant', value: 1 }));
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return runLeaf(this, [this.weight], [x], ([input], [g]) =>
+      tf.tidy(() => {
+        const ms = tf.mean(tf.square(input), input.rank - 1, true);
+        return tf.mul(tf.mul(input, tf.rsqrt(tf.add(ms, this.eps))), g);
+      }),
+    );
+  }
+}
+
+/**
+ * Inverted dropout with masks drawn from the execution context's seeded generator, so runs are
+ * reproducible and activation checkpointing replays the same masks. Identity in eval mode or when p = 0.
+ */
+export class Dropout extends Module {
+  constructor(readonly p: number) {
+    super();
+    if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout p must be in [0, 1), got ${p}`);
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    if (!this.training || this.p === 0) return x;
+    const rng = executionContext().rng;
+    const keep = 1 - this.p;
+    const mask = new Float32Array(x.size);
+    for (let i = 0; i < mask.length; i++) mask[i] = rng.uniform() < keep ? 1 / keep : 0;
+    return tf.tidy(() => tf.mul(x, tf.tensor(mask, x.shape)));
+  }
+}
