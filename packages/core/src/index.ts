@@ -1,6 +1,10 @@
-export { tf } from './tf.js';
-export * from './errors.js';
 export * from './config/index.js';
-export * from './optim/index.js';
+export * from './engine/index.js';
+export * from './errors.js';
+export * from './io/index.js';
 export * from './monitor/index.js';
 export * from './nn/index.js';
+export * from './optim/index.js';
+export type * from './plugin.js';
+export { tf } from './tf.js';
+export * from './version.js';

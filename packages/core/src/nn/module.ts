@@ -99,7 +99,7 @@ export abstract class Module {
         problems.push(`"${n}": shape [${e.shape}] in state dict, [${p.shape}] in model`);
         continue;
       }
-      p.assign(e.values.slice());
+      p.load(e.values);
     }
     if (strict) for (const n of Object.keys(sd)) if (!named.has(n)) problems.push(`unexpected "${n}"`);
     if (problems.length) throw new Error(`loadStateDict: ${problems.join('; ')}`);

@@ -41,6 +41,21 @@ export class Parameter {
     old?.dispose();
   }
 
+  /**
+   * Overwrites the value in place when this parameter's tensor owns its buffer (so a flat buffer that the
+   * tensor views, e.g. the optimizer owner's, sees the new values); otherwise replaces the tensor.
+   */
+  load(values: Float32Array): void {
+    if (values.length !== this.size) {
+      throw new RangeError(`Parameter ${this.name || '(unnamed)'}: expected ${this.size} values, got ${values.length}`);
+    }
+    const t = this.tensor;
+    const buf = t ? t.dataSync() : null;
+    // The cpu backend hands back the very array it holds; only then is an in-place copy visible to the tensor.
+    if (t && buf instanceof Float32Array && buf === t.dataSync()) buf.set(values);
+    else this.assign(values.slice());
+  }
+
   /** A copy of the current value (throws if a plugin holds the storage). */
   values(): Float32Array {
     if (!this.tensor) throw new Error(`Parameter ${this.name} is not materialized on this rank`);

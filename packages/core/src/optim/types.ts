@@ -7,6 +7,8 @@
 export interface ParamGroupOptions {
   lr: number;
   weight_decay: number;
+  /** Adam/AdamW/Lamb: divide the moments by (1 - beta^step) as torch does (DeepSpeed's group key; default true). */
+  bias_correction?: boolean;
   /** Adam/AdamW/Lamb */
   betas?: [number, number];
   eps?: number;

@@ -1,0 +1,305 @@
+import { loadConfigInput, type ResolvedConfig, requiredPluginPackages, resolveConfig } from '../config/index.js';
+import { ZeroFlowError } from '../errors.js';
+import { backwardWithHooks, materializedAccess, type ParameterAccess, withExecutionContext } from '../nn/context.js';
+import { type ParameterFactory, withParameterFactory } from '../nn/init-scope.js';
+import type { Module } from '../nn/module.js';
+import { Generator } from '../nn/rng.js';
+import { buildParamGroups, createOptimizer, createScheduler } from '../optim/index.js';
+import type { FlatOptimizer, LRScheduler } from '../optim/types.js';
+import type {
+  Capability,
+  GradientOwner,
+  InitializeOptions,
+  NamedParameter,
+  PluginContext,
+  PluginHooks,
+  StepOutcome,
+  WorldInfo,
+  ZeroFlowPlugin,
+} from '../plugin.js';
+import { tf } from '../tf.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { EngineMonitor } from './engine-monitor.js';
+import { loadPluginPackage, orderAndValidatePlugins } from './plugin-registry.js';
+import { stage0Plugin } from './stage0-owner.js';
+import { resolveWorld } from './world.js';
+
+/**
+ * The training engine returned by `initialize`: forward+backward with gradient accumulation, the step at the
+ * accumulation boundary (clip, optimizer, scheduler), counters, evaluation, checkpoints and monitoring.
+ * Everything parallel is done by plugins through the plugin interface.
+ */
+export class Engine {
+  /** Completed optimizer steps (skipped ones included, as DeepSpeed counts). */
+  globalSteps = 0;
+  /** Completed micro-batches (backward calls). */
+  microSteps = 0;
+  /** Optimizer steps skipped (fp16 overflow). */
+  skippedSteps = 0;
+  /** Samples seen by all data-parallel ranks together. */
+  globalSamples = 0;
+  /** Drives dropout masks; part of checkpoints. */
+  readonly rng: Generator;
+  private access: ParameterAccess = materializedAccess;
+  private factory: ParameterFactory | null = null;
+  private readonly services = new Map<Capability, unknown>();
+  private owner!: GradientOwner;
+  private readonly hooks: { name: string; hooks: PluginHooks }[] = [];
+  private lossSinceBoundary = 0;
+  private readonly monitor: EngineMonitor;
+
+  private constructor(
+    readonly model: Module,
+    readonly config: ResolvedConfig,
+    readonly world: WorldInfo,
+    readonly optimizer: FlatOptimizer,
+    readonly lrScheduler: LRScheduler | null,
+    readonly plugins: readonly ZeroFlowPlugin[],
+    readonly parameters: readonly NamedParameter[],
+  ) {
+    this.rng = new Generator((config.seed ?? 42) + world.rank);
+    this.monitor = new EngineMonitor(config, world);
+  }
+
+  /** Micro-batches per optimizer step. */
+  get gradientAccumulationSteps(): number {
+    return this.config.gradient_accumulation_steps;
+  }
+
+  /** Micro-batch size of one rank. */
+  get microBatchSize(): number {
+    return this.config.train_micro_batch_size_per_gpu;
+  }
+
+  /** The engine's view of the model; constructing a model inside applies plugins' parameter factories. */
+  initScope<T>(build: () => T): T {
+    return this.factory ? withParameterFactory(this.factory, build) : build();
+  }
+
+  /** Sets up everything `initialize` documents. */
+  static async create(opts: InitializeOptions): Promise<Engine> {
+    const world = resolveWorld(opts.world);
+    const raw = loadConfigInput(opts.config);
+    const plugins = [...(opts.plugins ?? [])];
+    for (const need of requiredPluginPackages(raw)) {
+      if (!plugins.some((p) => p.name === need.package))
+        plugins.push(await loadPluginPackage(need.package, need.reason));
+    }
+    const named = opts.model.namedParameters().map(([name, param]) => ({ name, param }));
+    const paramGroups = () => groupsFor(named, config, opts.optimizer);
+    if (!plugins.some((p) => p.provides?.includes('optimizer-step'))) plugins.push(stage0Plugin(paramGroups));
+    const ordered = orderAndValidatePlugins(plugins);
+    const pluginSections = ordered.flatMap((p) => (p.configSection ? [{ ...p.configSection, owner: p.name }] : []));
+    const config = resolveConfig(raw, {
+      worldSize: world.worldSize,
+      dataParallelSize: world.dataParallelSize,
+      pluginSections,
+    });
+
+    const optimizer = opts.optimizer ?? makeOptimizer(config, named);
+    const scheduler =
+      typeof opts.lrScheduler === 'function'
+        ? opts.lrScheduler(optimizer)
+        : (opts.lrScheduler ??
+          (config.scheduler ? createScheduler(config.scheduler.type, config.scheduler.params ?? {}, optimizer) : null));
+    const engine = new Engine(opts.model, config, world, optimizer, scheduler, ordered, named);
+    const owner = ordered.find((p) => p.provides?.includes('optimizer-step'))!;
+    for (const p of ordered) {
+      const ctx = engine.contextFor(p);
+      await p.setup?.(ctx);
+      if (p === owner) {
+        if (!p.createGradientOwner)
+          throw new ZeroFlowError(`plugin "${p.name}" provides optimizer-step but has no createGradientOwner`);
+        engine.owner = p.createGradientOwner(ctx, optimizer);
+      }
+      if (p.hooks) engine.hooks.push({ name: p.name, hooks: p.hooks });
+    }
+    return engine;
+  }
+
+  private contextFor(plugin: ZeroFlowPlugin): PluginContext {
+    const declared = new Set(plugin.provides ?? []);
+    const need = (cap: Capability, what: string) => {
+      if (!declared.has(cap))
+        throw new ZeroFlowError(`plugin "${plugin.name}" must declare provides: ['${cap}'] to ${what}`);
+    };
+    return {
+      config: this.config,
+      model: this.model,
+      parameters: this.parameters,
+      world: this.world,
+      optimizer: this.optimizer,
+      service: <T>(cap: Capability) => this.services.get(cap) as T | undefined,
+      provideService: (cap, service) => {
+        need(cap, `provide the "${cap}" service`);
+        this.services.set(cap, service);
+      },
+      setParameterAccess: (access) => {
+        need('parameter-storage', 'install a parameter access hook');
+        this.access = access;
+      },
+      setParameterFactory: (factory) => {
+        need('parameter-storage', 'install a parameter factory');
+        this.factory = factory;
+      },
+      log: (m) => this.monitor.log(`[${plugin.name}] ${m}`),
+    };
+  }
+
+  private lossScale(): number {
+    let s = 1;
+    for (const h of this.hooks) s *= h.hooks.lossScale?.() ?? 1;
+    return s;
+  }
+
+  /**
+   * Runs forward (`lossFn`) and backward for one micro-batch; gradients are scaled by 1/GAS (and the loss
+   * scale) and accumulated by the optimizer-step owner as backward produces them. Returns the loss value.
+   */
+  backward(lossFn: () => tf.Scalar): number {
+    this.model.train();
+    const info = { globalStep: this.globalSteps, microStep: this.microSteps };
+    for (const h of this.hooks) h.hooks.beforeForward?.(info);
+    const gradScale = this.lossScale() / this.gradientAccumulationSteps;
+    const { loss } = this.monitor.time('forward_backward', () =>
+      backwardWithHooks(lossFn, (p, g) => this.owner.onGrad(p, g), { gradScale, access: this.access, rng: this.rng }),
+    );
+    this.owner.afterBackward?.();
+    for (const h of this.hooks) h.hooks.afterBackward?.({ ...info, loss });
+    this.microSteps++;
+    this.globalSamples += this.microBatchSize * this.world.dataParallelSize;
+    this.lossSinceBoundary += loss;
+    return loss;
+  }
+
+  /** True when the last `backward` completed an accumulation window (the next `step` will update). */
+  isGradientAccumulationBoundary(): boolean {
+    return this.microSteps > 0 && this.microSteps % this.gradientAccumulationSteps === 0;
+  }
+
+  /**
+   * Call after every `backward`. At the accumulation boundary: reduces gradients, clips them to
+   * `gradient_clipping`, steps the optimizer and the scheduler (unless a plugin reports an overflow),
+   * zeroes gradients. Elsewhere it does nothing and returns null.
+   */
+  async step(): Promise<(StepOutcome & { loss: number }) | null> {
+    if (!this.isGradientAccumulationBoundary()) return null;
+    const info = { globalStep: this.globalSteps, microStep: this.microSteps };
+    let skipRequested = false;
+    for (const h of this.hooks) if ((await h.hooks.beforeStep?.(info))?.skip) skipRequested = true;
+    const outcome = await this.monitor.timeAsync('step', () =>
+      this.owner.step({
+        unscale: this.lossScale(),
+        clipNorm: this.config.gradient_clipping,
+        skip: (norm) => skipRequested || this.hooks.some((h) => h.hooks.checkOverflow?.(norm) ?? false),
+      }),
+    );
+    if (outcome.skipped) this.skippedSteps++;
+    else this.lrScheduler?.step();
+    this.globalSteps++;
+    const loss = this.lossSinceBoundary / this.gradientAccumulationSteps;
+    this.lossSinceBoundary = 0;
+    for (const h of this.hooks) await h.hooks.afterStep?.({ ...info, globalStep: this.globalSteps, ...outcome, loss });
+    this.monitor.afterStep(this, { ...outcome, loss });
+    return { ...outcome, loss };
+  }
+
+  /** Current learning rate of each param group. */
+  getLr(): number[] {
+    return this.lrScheduler ? this.lrScheduler.getLr() : this.optimizer.paramGroups.map((g) => g.lr);
+  }
+
+  /** Runs `fn` in eval mode without gradients (dropout off) and returns its scalar value. */
+  evaluate(fn: () => tf.Scalar): number {
+    const wasTraining = this.model.training;
+    this.model.eval();
+    try {
+      return withExecutionContext({ access: this.access, capture: null, rng: this.rng }, () =>
+        tf.tidy(() => fn().dataSync()[0]),
+      );
+    } finally {
+      this.model.train(wasTraining);
+    }
+  }
+
+  /** Runs `fn` with this engine's parameter access in eval mode, for generation and other inference. */
+  inference<T>(fn: () => T): T {
+    const wasTraining = this.model.training;
+    this.model.eval();
+    try {
+      return withExecutionContext({ access: this.access, capture: null, rng: this.rng }, fn);
+    } finally {
+      this.model.train(wasTraining);
+    }
+  }
+
+  /** Bytes held by this rank per category. */
+  memoryReport(): Record<string, number> {
+    return this.owner.memoryReport?.() ?? {};
+  }
+
+  /** @internal used by checkpointing */
+  get gradientOwner(): GradientOwner {
+    return this.owner;
+  }
+
+  /** @internal plugin hooks, for checkpointing */
+  get pluginHooks(): readonly { name: string; hooks: PluginHooks }[] {
+    return this.hooks;
+  }
+
+  /** Saves a checkpoint (DESIGN.md section 8) under `<dir>/<tag>`; see `saveCheckpoint`. Returns the tag. */
+  saveCheckpoint(dir: string, opts: { tag?: string; clientState?: unknown } = {}): Promise<string> {
+    return saveCheckpoint(this, dir, opts);
+  }
+
+  /** Loads the latest (or `tag`) checkpoint from `dir`; returns the client state saved with it. */
+  loadCheckpoint(dir: string, opts: { tag?: string; loadOptimizerStates?: boolean } = {}): Promise<unknown> {
+    return loadCheckpoint(this, dir, opts);
+  }
+
+  /** Flushes monitors and lets plugins release what they hold. */
+  async close(): Promise<void> {
+    for (const h of this.hooks) await h.hooks.teardown?.();
+    this.owner.dispose?.();
+    this.monitor.close();
+  }
+}
+
+function groupsFor(
+  named: NamedParameter[],
+  config: ResolvedConfig,
+  userOptimizer?: FlatOptimizer,
+): { names: string[] }[] {
+  const trainable = named.filter((p) => p.param.requiresGrad);
+  const groups = buildParamGroups(
+    trainable.map((p) => ({ name: p.name, shape: p.param.shape })),
+    { weightDecay: Number(config.optimizer?.params?.weight_decay ?? 0) },
+  );
+  if (userOptimizer && userOptimizer.paramGroups.length === 1) return [{ names: trainable.map((p) => p.name) }];
+  if (userOptimizer && userOptimizer.paramGroups.length !== groups.length) {
+    throw new ZeroFlowError(
+      `the optimizer passed to initialize has ${userOptimizer.paramGroups.length} param groups; ZeroFlow lays out 1 (all parameters) or 2 (decayed, then not decayed: buildParamGroups)`,
+    );
+  }
+  return groups;
+}
+
+function makeOptimizer(config: ResolvedConfig, named: NamedParameter[]): FlatOptimizer {
+  const spec = config.optimizer ?? { type: 'AdamW', params: {} };
+  const params = (spec.params ?? {}) as Record<string, unknown>;
+  const groups = groupsFor(named, config);
+  return createOptimizer(
+    spec.type,
+    params,
+    groups.map((g) => ({ weight_decay: (g as { weight_decay?: number }).weight_decay ?? 0 })),
+  );
+}
+
+/**
+ * Creates the engine: resolves the config (DeepSpeed JSON, strictly checked), loads the plugins it names,
+ * validates and orders all plugins, builds the optimizer and scheduler, and sets every plugin up.
+ */
+export function initialize(opts: InitializeOptions): Promise<Engine> {
+  return Engine.create(opts);
+}

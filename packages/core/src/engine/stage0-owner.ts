@@ -1,0 +1,136 @@
+import { ZeroFlowError } from '../errors.js';
+import type { Parameter } from '../nn/parameter.js';
+import type { FlatOptimizer } from '../optim/types.js';
+import type { GradientOwner, OwnerState, PluginContext, StepOutcome, ZeroFlowPlugin } from '../plugin.js';
+import type { tf } from '../tf.js';
+import { CORE_VERSION } from '../version.js';
+import { bindParametersToBuffer, type FlatGroup, layoutFlatGroups, segmentsOf, sumOfSquares } from './flat-params.js';
+
+/** All-reduce the data-parallel gradients; provided under the `comm` capability by a comm plugin. */
+export interface GradientAllReduce {
+  /** Sums `data` elementwise over the data-parallel group, in place, blocking. */
+  allReduceSum(data: Float32Array): void;
+}
+
+/**
+ * Stage 0 (no ZeRO): every rank keeps full parameters, gradients and optimizer state. Gradients are
+ * accumulated into one flat buffer per param group as backward produces them, all-reduced at the
+ * accumulation boundary (when there is more than one data-parallel rank), averaged, clipped and stepped.
+ */
+export class Stage0Owner implements GradientOwner {
+  private readonly groups: FlatGroup[];
+  private readonly params: Float32Array[];
+  private readonly grads: Float32Array[];
+  private readonly where = new Map<Parameter, { group: number; offset: number; size: number }>();
+
+  constructor(
+    private readonly ctx: PluginContext,
+    private readonly optimizer: FlatOptimizer,
+    groupNames: { names: string[] }[],
+  ) {
+    this.groups = layoutFlatGroups(ctx.parameters, groupNames);
+    this.params = this.groups.map((g) => new Float32Array(g.paddedSize));
+    this.grads = this.groups.map((g) => new Float32Array(g.paddedSize));
+    this.groups.forEach((g, i) => {
+      bindParametersToBuffer(g, this.params[i]);
+      for (const e of g.entries) this.where.set(e.param, { group: i, offset: e.offset, size: e.size });
+    });
+    if (ctx.world.dataParallelSize > 1 && !ctx.service<GradientAllReduce>('comm')) {
+      throw new ZeroFlowError(
+        `data_parallel_size is ${ctx.world.dataParallelSize} but no comm plugin is registered: add a comm backend`,
+      );
+    }
+  }
+
+  onGrad(param: Parameter, grad: tf.Tensor): void {
+    const w = this.where.get(param);
+    if (!w) throw new ZeroFlowError(`gradient for unknown parameter "${param.name}"`);
+    const g = grad.dataSync() as Float32Array;
+    const dst = this.grads[w.group];
+    for (let i = 0, o = w.offset; i < w.size; i++, o++) dst[o] += g[i];
+  }
+
+  async step(opts: { unscale: number; clipNorm: number; skip?: (gradNorm: number) => boolean }): Promise<StepOutcome> {
+    const dp = this.ctx.world.dataParallelSize;
+    const comm = dp > 1 ? this.ctx.service<GradientAllReduce>('comm') : undefined;
+    for (const g of this.grads) comm?.allReduceSum(g);
+    const inv = 1 / (opts.unscale * dp);
+    let sq = 0;
+    for (const g of this.grads) {
+      for (let i = 0; i < g.length; i++) g[i] *= inv;
+      sq += sumOfSquares(g);
+    }
+    const gradNorm = Math.sqrt(sq);
+    if (opts.skip?.(gradNorm) || !Number.isFinite(gradNorm)) {
+      this.zeroGrad();
+      return { gradNorm, skipped: true };
+    }
+    if (opts.clipNorm > 0 && gradNorm > opts.clipNorm) {
+      const c = opts.clipNorm / (gradNorm + 1e-6);
+      for (const g of this.grads) for (let i = 0; i < g.length; i++) g[i] *= c;
+    }
+    this.optimizer.step(
+      this.groups.map((grp, i) => ({ params: this.params[i], grads: this.grads[i], segments: segmentsOf(grp) })),
+    );
+    this.zeroGrad();
+    return { gradNorm, skipped: false };
+  }
+
+  zeroGrad(): void {
+    for (const g of this.grads) g.fill(0);
+  }
+
+  async stateDict(): Promise<OwnerState> {
+    const sd = this.optimizer.stateDict();
+    const tensors: OwnerState['tensors'] = {};
+    sd.groups.forEach((g, i) => {
+      for (const [k, v] of Object.entries(g.buffers))
+        tensors[`optimizer.group${i}.${k}`] = { shape: [v.length], data: v };
+    });
+    const meta = {
+      type: sd.type,
+      groups: sd.groups.map((g) => ({ options: g.options, step: g.step, buffers: Object.keys(g.buffers) })),
+    };
+    return { tensors, meta };
+  }
+
+  async loadStateDict(state: OwnerState): Promise<void> {
+    const meta = state.meta as { type: string; groups: { options: never; step: number; buffers: string[] }[] };
+    this.optimizer.loadStateDict({
+      type: meta.type,
+      groups: meta.groups.map((g, i) => ({
+        options: g.options,
+        step: g.step,
+        buffers: Object.fromEntries(
+          g.buffers.map((k) => {
+            const t = state.tensors[`optimizer.group${i}.${k}`];
+            if (!t) throw new ZeroFlowError(`optimizer state is missing optimizer.group${i}.${k}`);
+            return [k, t.data];
+          }),
+        ),
+      })),
+    });
+  }
+
+  memoryReport(): Record<string, number> {
+    const sd = this.optimizer.stateDict();
+    let optimizerBytes = 0;
+    for (const g of sd.groups) for (const v of Object.values(g.buffers)) optimizerBytes += v.byteLength;
+    return {
+      parameters: this.params.reduce((a, p) => a + p.byteLength, 0),
+      gradients: this.grads.reduce((a, g) => a + g.byteLength, 0),
+      optimizer: optimizerBytes,
+    };
+  }
+}
+
+/** Core's built-in owner of gradient reduction and the optimizer step when no ZeRO stage is configured. */
+export function stage0Plugin(groupNames: () => { names: string[] }[]): ZeroFlowPlugin {
+  return {
+    name: '@zeroflow/core:stage0',
+    version: CORE_VERSION,
+    coreVersion: `^${CORE_VERSION}`,
+    provides: ['optimizer-step'],
+    createGradientOwner: (ctx, optimizer) => new Stage0Owner(ctx, optimizer, groupNames()),
+  };
+}
