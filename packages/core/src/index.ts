@@ -8,3 +8,4 @@ export * from './optim/index.js';
 export type * from './plugin.js';
 export { tf } from './tf.js';
 export * from './version.js';
+export * from './comm/index.js';
