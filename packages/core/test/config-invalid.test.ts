@@ -35,6 +35,12 @@ const cases: Case[] = [
     suggestion: /did you mean "gradient_clipping"/,
   },
   {
+    name: 'nested key at the top level',
+    config: { ...base, stage: 2 },
+    path: 'stage',
+    suggestion: /"stage" is a key of "zero_optimization": move it into that section/,
+  },
+  {
     name: 'misspelled nested key in zero_optimization',
     config: { ...base, zero_optimization: { stage: 2, overlap_com: true } },
     path: 'zero_optimization.overlap_com',

@@ -165,7 +165,9 @@ export function applyRope(x: tf.Tensor, tables: RopeTables): tf.Tensor {
 /**
  * Mean cross-entropy of logits [..., V] against int32 targets [...], as a numerically stable
  * logSumExp(logits) - logits[target] (no one-hot over the vocabulary). Targets < 0 (HF's -100) are ignored;
- * the mean is over the remaining positions.
+ * the mean is over the remaining positions. The gradient, (softmax - onehot) / count, is written directly:
+ * tfjs's gradient of the gather that picks logits[target] goes through UnsortedSegmentSum, whose cpu kernel
+ * costs O(positions^2 x vocab) and made one backward take minutes.
  */
 export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
   const v = logits.shape[logits.rank - 1];
@@ -173,18 +175,38 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
     throw new RangeError(`crossEntropy: targets [${targets.shape}] do not match logits [${logits.shape}]`);
   }
   const ids = targets.dataSync();
+  let count = 0;
   for (let i = 0; i < ids.length; i++) {
     if (ids[i] >= v) throw new RangeError(`crossEntropy: target ${ids[i]} at position ${i} is >= vocab size ${v}`);
+    if (ids[i] >= 0) count++;
   }
-  return tf.tidy(() => {
-    const flat = tf.reshape(logits, [-1, v]);
-    const n = flat.shape[0];
-    const t = tf.cast(tf.reshape(targets, [-1]), 'int32');
-    const valid = tf.greaterEqual(t, 0);
-    const index = tf.add(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(v, 'int32')), tf.where(valid, t, tf.zerosLike(t)));
-    const picked = tf.gather(tf.reshape(flat, [-1]), index);
-    const nll = tf.sub(tf.logSumExp(flat, 1), picked);
-    const weight = tf.cast(valid, 'float32');
-    return tf.div(tf.sum(tf.mul(nll, weight)), tf.maximum(tf.sum(weight), 1)) as tf.Scalar;
-  });
+  const denom = Math.max(count, 1);
+  const f = tf.customGrad(((x: tf.Tensor, save: (ts: tf.Tensor[]) => void) => {
+    const flat = tf.reshape(x, [-1, v]);
+    save([flat]);
+    const lse = tf.logSumExp(flat, 1).dataSync();
+    const values = flat.dataSync();
+    let total = 0;
+    for (let r = 0; r < ids.length; r++) if (ids[r] >= 0) total += lse[r] - values[r * v + ids[r]];
+    return {
+      value: tf.scalar(total / denom),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const probs = tf.softmax(saved[0]);
+        const g = Float32Array.from(probs.dataSync());
+        probs.dispose();
+        const scale = dy.dataSync()[0] / denom;
+        for (let r = 0; r < ids.length; r++) {
+          const row = r * v;
+          if (ids[r] < 0) {
+            g.fill(0, row, row + v);
+            continue;
+          }
+          g[row + ids[r]] -= 1;
+          for (let j = row; j < row + v; j++) g[j] *= scale;
+        }
+        return tf.tensor(g, x.shape);
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (f as (x: tf.Tensor) => tf.Scalar)(logits);
 }

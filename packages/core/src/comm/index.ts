@@ -1,1 +1,5 @@
+export * from './init.js';
+export * from './registry.js';
+export * from './store-client.js';
+export * from './store-server.js';
 export * from './types.js';

@@ -37,6 +37,7 @@ export {
   DEFAULT_ONLY_SECTIONS,
   IMPLEMENTED_SECTIONS,
   knownTopLevelKeys,
+  nestedKeyHints,
   type PluginSection,
   TOP_LEVEL_ALIASES,
   topLevelShape,

@@ -38,8 +38,11 @@ class JsoncParser {
   }
 
   private fail(message: string, at = this.pos): never {
-    const found = at < this.text.length ? this.text.slice(at, at + 12).split('\n')[0] : '<end of file>';
-    throw new JsoncSyntaxError(message, at, found);
+    if (at >= this.text.length) {
+      const text = message.startsWith('unexpected end of file') ? message : `unexpected end of file, ${message}`;
+      throw new JsoncSyntaxError(text, at, '<end of file>');
+    }
+    throw new JsoncSyntaxError(message, at, this.text.slice(at, at + 12).split('\n')[0]);
   }
 
   /** Skips whitespace and comments. */

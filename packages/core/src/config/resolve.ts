@@ -19,7 +19,13 @@ import type { OptimizerConfig } from './sections/optimizer.js';
 import type { Bf16Config, Fp16Config } from './sections/precision.js';
 import type { SchedulerConfig } from './sections/scheduler.js';
 import type { ZeroOptimizationConfig } from './sections/zero.js';
-import { type PluginSection, TOP_LEVEL_ALIASES, topLevelShape, UNSUPPORTED_SECTIONS } from './top-level.js';
+import {
+  nestedKeyHints,
+  type PluginSection,
+  TOP_LEVEL_ALIASES,
+  topLevelShape,
+  UNSUPPORTED_SECTIONS,
+} from './top-level.js';
 
 /**
  * A resolved config: DeepSpeed's snake_case keys, every default filled. Keys of sections owned by plugins
@@ -162,7 +168,7 @@ export function resolveConfig(input: string | Record<string, unknown>, ctx: Reso
     autoValues: ctx.autoValues,
     autoContext: { worldSize, dataParallelSize, hiddenSize: ctx.hiddenSize },
   };
-  const top = s.object(shape, { aliases: TOP_LEVEL_ALIASES });
+  const top = s.object(shape, { aliases: TOP_LEVEL_ALIASES, hints: nestedKeyHints(shape) });
   const { value, issues } = validateWithSchema(top, raw, '', options);
 
   // Cross-section rules, checked on each section's own result so they are reported alongside other issues.

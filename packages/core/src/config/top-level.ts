@@ -8,7 +8,7 @@
  * progress report).
  */
 
-import { s } from './schema.js';
+import { ObjectSchema, s } from './schema.js';
 import type { Schema } from './schema-base.js';
 import {
   activationCheckpointingSchema,
@@ -136,4 +136,23 @@ export function topLevelShape(pluginSections: readonly PluginSection[] = []): Re
   for (const [key, feature] of Object.entries(UNSUPPORTED_SECTIONS)) shape[key] = s.unsupported(feature);
   for (const section of pluginSections) shape[section.key] = section.schema;
   return shape;
+}
+
+/**
+ * Hints for top-level keys that belong inside a section (`"stage": 2` at the top level): each key of exactly
+ * one object section maps to "move it into that section".
+ */
+export function nestedKeyHints(shape: Record<string, Schema<any>>): Record<string, string> {
+  const owners = new Map<string, string[]>();
+  for (const [section, schema] of Object.entries(shape)) {
+    if (!(schema instanceof ObjectSchema)) continue;
+    for (const key of Object.keys(schema.shape)) owners.set(key, [...(owners.get(key) ?? []), section]);
+  }
+  const hints: Record<string, string> = {};
+  for (const [key, sections] of owners) {
+    if (sections.length === 1 && !Object.hasOwn(shape, key)) {
+      hints[key] = `"${key}" is a key of "${sections[0]}": move it into that section`;
+    }
+  }
+  return hints;
 }

@@ -52,6 +52,30 @@ export class Linear extends Module {
   }
 }
 
+/**
+ * `table[ids]` with a scatter-add gradient written as one pass over the ids. tfjs's own gradient of
+ * gather goes through UnsortedSegmentSum, whose cpu kernel loops over every row of the table for every
+ * id (O(vocab x tokens x dim)): it made one GPT backward take minutes.
+ */
+function gatherRows(table: tf.Tensor, ids: tf.Tensor): tf.Tensor {
+  const [num, dim] = table.shape as [number, number];
+  const f = tf.customGrad(((w: tf.Tensor) => ({
+    value: tf.gather(w, ids.flatten()),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+      const g = (Array.isArray(dy) ? dy[0] : dy).dataSync() as Float32Array;
+      const idx = ids.dataSync();
+      const out = new Float32Array(num * dim);
+      for (let r = 0; r < idx.length; r++) {
+        const dst = idx[r] * dim;
+        const src = r * dim;
+        for (let j = 0; j < dim; j++) out[dst + j] += g[src + j];
+      }
+      return [tf.tensor2d(out, [num, dim])];
+    },
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (f as (w: tf.Tensor) => tf.Tensor)(table);
+}
+
 /** Row lookup in a [num, dim] table; `project` multiplies by the transposed table (a tied LM head). */
 export class Embedding extends Module {
   readonly weight: Parameter;
@@ -71,7 +95,7 @@ export class Embedding extends Module {
   /** ids: int32 tensor of any shape -> [...shape, dim]. */
   forward(ids: tf.Tensor): tf.Tensor {
     return runLeaf(this, [this.weight], [], (_in, [w]) =>
-      tf.tidy(() => tf.gather(w, ids.flatten()).reshape([...ids.shape, this.embeddingDim])),
+      tf.tidy(() => gatherRows(w, ids).reshape([...ids.shape, this.embeddingDim])),
     );
   }
 
