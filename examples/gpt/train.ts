@@ -21,7 +21,7 @@ const { values: args } = parseArgs({
   options: {
     config: { type: 'string', default: join(here, 'ds_config.json') },
     model: { type: 'string', default: join(here, 'model.json') },
-    steps: { type: 'string', default: '300' },
+    steps: { type: 'string', default: '200' },
     resume: { type: 'boolean', default: false },
     sample: { type: 'string', default: 'The jury said' },
     out: { type: 'string', default: join(here, 'runs', 'gpt') },
@@ -53,13 +53,17 @@ const rank = Number(process.env.RANK ?? 0);
 const say = (s: string) => rank === 0 && console.log(s);
 
 const data = prepareData({ vocabSize: modelConfig.vocabSize, blockSize: modelConfig.blockSize, valFraction: 0.05 });
-say(`corpus: ${data.corpus.source} (${data.corpus.licence}), ${(data.corpus.text.length / 1e6).toFixed(2)} M chars, ${data.numTokens} BPE tokens (vocab ${data.tokenizer.vocabSize}); train ${data.train.length}, val ${data.val.length}`);
+say(
+  `corpus: ${data.corpus.source} (${data.corpus.licence}), ${(data.corpus.text.length / 1e6).toFixed(2)} M chars, ${data.numTokens} BPE tokens (vocab ${data.tokenizer.vocabSize}); train ${data.train.length}, val ${data.val.length}`,
+);
 
 const model = new GPT(modelConfig);
 const engine: Engine = await initialize({ model, config: resolve(args.config) });
 const { train_micro_batch_size_per_gpu: micro, gradient_accumulation_steps: gas } = engine.config;
 const world = engine.world;
-say(`model: GPT ${modelConfig.nLayer} layers x ${modelConfig.nEmbd}, ${(model.numParameters() / 1e6).toFixed(2)} M parameters; ${world.worldSize} rank(s), micro-batch ${micro}, accumulation ${gas}`);
+say(
+  `model: GPT ${modelConfig.nLayer} layers x ${modelConfig.nEmbd}, ${(model.numParameters() / 1e6).toFixed(2)} M parameters; ${world.worldSize} rank(s), micro-batch ${micro}, accumulation ${gas}`,
+);
 
 const sampler = new BatchSampler({
   tokens: data.train,
@@ -80,7 +84,13 @@ const T = modelConfig.blockSize;
 function validationLoss(): number {
   let sum = 0;
   let n = 0;
-  for (const b of evalBatches(data.val, { blockSize: T, batchSize: micro, rank: world.dataParallelRank, worldSize: world.dataParallelSize, maxBatches: 8 })) {
+  for (const b of evalBatches(data.val, {
+    blockSize: T,
+    batchSize: micro,
+    rank: world.dataParallelRank,
+    worldSize: world.dataParallelSize,
+    maxBatches: 8,
+  })) {
     sum += engine.evaluate(() => model.loss({ inputIds: b.inputIds, targets: b.targets, shape: [micro, T] }));
     n++;
   }
@@ -103,7 +113,8 @@ while (engine.globalSteps < steps) {
   lastLoss = out.loss;
   const step = engine.globalSteps;
   if (step % evalEvery === 0 || step === steps) valLoss = validationLoss();
-  if (step % saveEvery === 0 || step === steps) await engine.saveCheckpoint(outDir, { clientState: { sampler: sampler.state() } });
+  if (step % saveEvery === 0 || step === steps)
+    await engine.saveCheckpoint(outDir, { clientState: { sampler: sampler.state() } });
   const seconds = (performance.now() - start) / 1000;
   bar.update({
     step,
@@ -117,11 +128,17 @@ while (engine.globalSteps < steps) {
 bar.finish();
 const seconds = (performance.now() - start) / 1000;
 const tokensPerSec = ((engine.globalSteps - startStep) * tokensPerStep) / seconds;
-say(`trained to step ${engine.globalSteps}: train loss ${lastLoss.toFixed(4)}, validation loss ${firstVal.toFixed(4)} -> ${valLoss.toFixed(4)}; ${tokensPerSec.toFixed(0)} tokens/s; checkpoint in ${outDir}`);
+say(
+  `trained to step ${engine.globalSteps}: train loss ${lastLoss.toFixed(4)}, validation loss ${firstVal.toFixed(4)} -> ${valLoss.toFixed(4)}; ${tokensPerSec.toFixed(0)} tokens/s; checkpoint in ${outDir}`,
+);
 
 const prompt = data.tokenizer.encode(args.sample);
-const generated = engine.inference(() => model.generate(prompt, { maxNewTokens: 60, temperature: 0.8, topK: 40, seed: 7 }));
+const generated = engine.inference(() =>
+  model.generate(prompt, { maxNewTokens: 60, temperature: 0.8, topK: 40, seed: 7 }),
+);
 say(`\nsample: ${data.tokenizer.decode(generated)}\n`);
-say(`RESULT ${JSON.stringify({ steps: engine.globalSteps, trainLoss: lastLoss, valLossBefore: firstVal, valLoss, tokensPerSec: Math.round(tokensPerSec) })}`);
+say(
+  `RESULT ${JSON.stringify({ steps: engine.globalSteps, trainLoss: lastLoss, valLossBefore: firstVal, valLoss, tokensPerSec: Math.round(tokensPerSec) })}`,
+);
 await engine.close();
 tf.disposeVariables();

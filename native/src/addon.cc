@@ -41,11 +41,18 @@ struct PendingOp {
 
 // The pointer and length of a typed array's bytes. napi_get_typedarray_info moves small on-heap typed
 // arrays off the V8 heap, so the pointer stays valid while JS keeps the array alive (the Work object does).
+// The element pointer straight from napi_get_typedarray_info: unlike ArrayBuffer().Data(), it also works for
+// views over a SharedArrayBuffer (napi_get_arraybuffer_info rejects those with "Invalid argument").
 void* typed_data(const Napi::Value& v, size_t* bytes) {
   auto ta = v.As<Napi::TypedArray>();
   *bytes = ta.ByteLength();
-  auto ab = ta.ArrayBuffer();
-  return static_cast<uint8_t*>(ab.Data()) + ta.ByteOffset();
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value ab;
+  size_t offset = 0;
+  NAPI_THROW_IF_FAILED(v.Env(), napi_get_typedarray_info(v.Env(), v, &type, &length, &data, &ab, &offset), nullptr);
+  return data;
 }
 
 Napi::Array result_to_js(Napi::Env env, const Result& r) {

@@ -1,4 +1,4 @@
-import { ConfigError, Linear, Module, PluginError, initialize, manualSeed, tf } from '@zeroflow/core';
+import { ConfigError, initialize, Linear, Module, manualSeed, PluginError, tf } from '@zeroflow/core';
 import { describe, expect, it } from 'vitest';
 import { emaPlugin } from '../plugins/ema-plugin.js';
 
@@ -10,7 +10,10 @@ class Regressor extends Module {
 }
 
 function data(i: number) {
-  const x = tf.tensor2d([[i, 1, -i, 0.5], [1, i, 2, -1]]);
+  const x = tf.tensor2d([
+    [i, 1, -i, 0.5],
+    [1, i, 2, -1],
+  ]);
   const y = tf.tensor2d([[0.3 * i], [-0.2]]);
   return { x, y };
 }
@@ -23,7 +26,11 @@ describe('a plugin written outside core', () => {
     const w0 = model.fc.weight.values();
     const engine = await initialize({
       model,
-      config: { train_micro_batch_size_per_gpu: 2, optimizer: { type: 'SGD', params: { lr: 0.05 } }, ema: { decay: 0.5 } },
+      config: {
+        train_micro_batch_size_per_gpu: 2,
+        optimizer: { type: 'SGD', params: { lr: 0.05 } },
+        ema: { decay: 0.5 },
+      },
       plugins: [ema],
     });
     expect(ema.state.decay).toBe(0.5);
@@ -48,14 +55,20 @@ describe('a plugin written outside core', () => {
     const err = await initialize({ model: new Regressor(), config, plugins: [emaPlugin()] }).catch((e) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).issues.map((i) => i.path)).toContain('ema.decay');
-    const err2 = await initialize({ model: new Regressor(), config: { ...config, ema: { decay: 0.5 } } }).catch((e) => e);
+    const err2 = await initialize({ model: new Regressor(), config: { ...config, ema: { decay: 0.5 } } }).catch(
+      (e) => e,
+    );
     expect(err2).toBeInstanceOf(ConfigError);
     expect((err2 as ConfigError).issues.map((i) => i.path)).toContain('ema');
   });
 
   it('two plugins claiming one section is a PluginError at initialize', async () => {
     await expect(
-      initialize({ model: new Regressor(), config: { train_micro_batch_size_per_gpu: 2 }, plugins: [emaPlugin(), { ...emaPlugin(), name: 'other' }] }),
+      initialize({
+        model: new Regressor(),
+        config: { train_micro_batch_size_per_gpu: 2 },
+        plugins: [emaPlugin(), { ...emaPlugin(), name: 'other' }],
+      }),
     ).rejects.toThrow(PluginError);
   });
 });

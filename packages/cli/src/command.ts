@@ -9,6 +9,12 @@ export interface CliIO {
   stderr(text: string): void;
 }
 
+/** Writes to the process's streams (their answers report backpressure to callers that look). */
+export const processIO: CliIO = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
 /** Exit statuses of the zeroflow command. */
 export const EXIT = {
   ok: 0,

@@ -3,17 +3,15 @@
  * commands (run, report, estimate, ckpt ...) are added to {@link COMMANDS}.
  */
 import { CORE_VERSION, didYouMean, ZeroFlowError } from '@zeroflow/core';
-import { type CliIO, type Command, EXIT, UsageError } from './command.js';
+import { type CliIO, type Command, EXIT, processIO, UsageError } from './command.js';
 import { configCheckCommand } from './commands/config-check.js';
+import { reportCommand } from './commands/report.js';
+import { runCommand } from './commands/run.js';
 
 /** Every subcommand, in the order `zeroflow --help` lists them. */
-export const COMMANDS: readonly Command[] = [configCheckCommand];
+export const COMMANDS: readonly Command[] = [runCommand, reportCommand, configCheckCommand];
 
-/** Writes to the process's streams. */
-export const processIO: CliIO = {
-  stdout: (text) => process.stdout.write(text),
-  stderr: (text) => process.stderr.write(text),
-};
+export { processIO };
 
 function helpText(commands: readonly Command[]): string {
   const width = Math.max(...commands.map((c) => c.path.join(' ').length));

@@ -218,14 +218,6 @@ export class TcpProcessGroup implements ProcessGroup {
     );
   }
 
-  /**
-   * Sums `data` over the group in place and blocks: the `GradientAllReduce` service core's stage-0 owner
-   * expects under the `comm` capability.
-   */
-  allReduceSum(data: Float32Array): void {
-    this.allReduce(data, 'sum').wait();
-  }
-
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;

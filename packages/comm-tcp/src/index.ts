@@ -2,7 +2,7 @@
  * @zeroflow/comm-tcp: the collective backend with no native dependencies. Importing this module registers
  * the `tcp` backend with core's registry; `plugin` makes it the engine's `comm` service.
  */
-import { initDistributed, type ProcessGroup, registerCommBackend, type ZeroFlowPlugin } from '@zeroflow/core';
+import { createCommPlugin, registerCommBackend, type ZeroFlowPlugin } from '@zeroflow/core';
 import { tcpBackend } from './backend.js';
 
 registerCommBackend(tcpBackend);
@@ -23,37 +23,14 @@ export function sharedCommBuffer<T extends Float32Array | Int32Array | Uint16Arr
   return new Ctor(new SharedArrayBuffer(length * bytesPer), 0, length);
 }
 
-let ownWorld: { close(): Promise<void> } | undefined;
-
 /**
  * The ZeroFlow plugin: joins the job with the tcp backend (unless another plugin already provides `comm`)
  * and offers the world group as the `comm` service.
  */
-export const plugin: ZeroFlowPlugin = {
+export const plugin: ZeroFlowPlugin = createCommPlugin({
   name: '@zeroflow/comm-tcp',
   version: '0.1.0',
-  coreVersion: '^0.1.0',
-  provides: ['comm'],
-  async setup(ctx) {
-    if (ctx.service<ProcessGroup>('comm')) return;
-    const dist = await initDistributed({
-      backend: 'tcp',
-      rank: ctx.world.rank,
-      worldSize: ctx.world.worldSize,
-      localRank: ctx.world.localRank,
-      localWorldSize: ctx.world.localWorldSize,
-    });
-    ownWorld = dist;
-    ctx.provideService('comm', dist.world);
-    ctx.log(`comm: tcp backend, ${dist.world.size} ranks`);
-  },
-  hooks: {
-    async teardown() {
-      const w = ownWorld;
-      ownWorld = undefined;
-      await w?.close();
-    },
-  },
-};
+  backend: 'tcp',
+});
 
 export default plugin;

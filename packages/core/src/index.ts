@@ -1,3 +1,4 @@
+export * from './comm/index.js';
 export * from './config/index.js';
 export * from './engine/index.js';
 export * from './errors.js';
@@ -8,4 +9,3 @@ export * from './optim/index.js';
 export type * from './plugin.js';
 export { tf } from './tf.js';
 export * from './version.js';
-export * from './comm/index.js';

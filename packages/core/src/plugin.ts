@@ -57,6 +57,12 @@ export interface StepOutcome {
  * and at the accumulation boundary reduces, unscales, clips and steps.
  */
 export interface GradientOwner {
+  /** Async, once after creation (e.g. broadcast initial parameters from rank 0). */
+  init?(): Promise<void>;
+  /** Synchronous, before each micro-batch forward; `boundary` is true when this micro-batch ends the window. */
+  beforeBackward?(info: { boundary: boolean }): void;
+  /** Synchronous, in forward: one gradient of `param` will arrive in this backward (tied weights: several). */
+  onUse?(param: Parameter): void;
   /** Synchronous, inside backward: accumulate (or start reducing) `grad`, already multiplied by gradScale. */
   onGrad(param: Parameter, grad: tf.Tensor): void;
   /** Synchronous, after the backward of one micro-batch completes. */

@@ -1,4 +1,5 @@
 export * from './init.js';
+export { createCommPlugin } from './plugin.js';
 export * from './registry.js';
 export * from './store-client.js';
 export * from './store-server.js';

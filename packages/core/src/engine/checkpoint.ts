@@ -95,7 +95,24 @@ export async function saveCheckpoint(
     files.push(writeData(tagDir, 'model.safetensors', 0, 'model', model));
   }
   const owner: OwnerState = await engine.gradientOwner.stateDict();
-  files.push(writeData(tagDir, `owner_rank${rank}.safetensors`, rank, 'owner', owner.tensors));
+  // Replicated state (stage 0) is written once, by rank 0; partitioned state by every rank.
+  if (rank === 0 || !owner.meta.replicated) {
+    files.push(writeData(tagDir, `owner_rank${rank}.safetensors`, rank, 'owner', owner.tensors));
+  }
+  const comm = engine.comm;
+  if (comm) {
+    // Each rank lists its files; rank 0 writes the manifest only after every part is complete on disk.
+    writeTextAtomic(path.join(tagDir, `rank${rank}.part.json`), JSON.stringify(files));
+    await comm.barrier().promise;
+    if (rank === 0) {
+      files.length = 0;
+      for (let r = 0; r < engine.world.worldSize; r++) {
+        const part = path.join(tagDir, `rank${r}.part.json`);
+        files.push(...(JSON.parse(fs.readFileSync(part, 'utf8')) as ManifestFile[]));
+        fs.rmSync(part);
+      }
+    }
+  }
   const plugins: CheckpointManifest['plugins'] = {};
   for (const h of engine.pluginHooks) if (h.hooks.stateDict) plugins[h.name] = h.hooks.stateDict();
   const manifest: CheckpointManifest = {
@@ -123,9 +140,12 @@ export async function saveCheckpoint(
     clientState: opts.clientState ?? null,
     files,
   };
-  // Single process here; multi-rank saves gather the per-rank file entries on rank 0 (distributed runtime).
-  writeTextAtomic(path.join(tagDir, 'manifest.json'), `${JSON.stringify(manifest, null, 1)}\n`);
-  if (rank === 0) writeTextAtomic(path.join(dir, 'latest'), `${tag}\n`);
+  if (rank === 0) {
+    writeTextAtomic(path.join(tagDir, 'manifest.json'), `${JSON.stringify(manifest, null, 1)}\n`);
+    writeTextAtomic(path.join(dir, 'latest'), `${tag}\n`);
+  }
+  // Nobody returns (and perhaps loads) before the manifest exists.
+  if (comm) await comm.barrier().promise;
   return tag;
 }
 
@@ -192,15 +212,16 @@ export async function loadCheckpoint(
     param.load(w.data);
   }
   if (opts.loadOptimizerStates !== false) {
-    if (
-      m.world.dataParallelSize !== engine.world.dataParallelSize ||
-      m.world.zeroStage !== (engine.config.zero_optimization?.stage ?? 0)
-    ) {
+    const stage = engine.config.zero_optimization?.stage ?? 0;
+    // Stage-0 state is replicated: rank 0's copy loads at any data-parallel size.
+    const replicated = m.owner.replicated === true && stage === 0 && m.world.zeroStage === 0;
+    if (!replicated && (m.world.dataParallelSize !== engine.world.dataParallelSize || m.world.zeroStage !== stage)) {
       throw new CheckpointError(
-        `checkpoint "${m.tag}" was saved at data-parallel size ${m.world.dataParallelSize}, ZeRO stage ${m.world.zeroStage}; resharding optimizer state to another layout needs the ZeRO plugins' loader`,
+        `checkpoint "${m.tag}" was saved at data-parallel size ${m.world.dataParallelSize}, ZeRO stage ${m.world.zeroStage}; loading it at size ${engine.world.dataParallelSize}, stage ${stage} needs resharding, which the ZeRO plugins' loader provides`,
       );
     }
-    const ownerFile = m.files.find((f) => f.kind === 'owner' && f.rank === engine.world.rank);
+    const ownerRank = replicated ? 0 : engine.world.rank;
+    const ownerFile = m.files.find((f) => f.kind === 'owner' && f.rank === ownerRank);
     if (!ownerFile)
       throw new CheckpointError(`checkpoint "${m.tag}" has no optimizer state for rank ${engine.world.rank}`);
     await engine.gradientOwner.loadStateDict({

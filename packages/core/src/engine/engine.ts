@@ -1,8 +1,10 @@
+import type { ProcessGroup } from '../comm/types.js';
 import { loadConfigInput, type ResolvedConfig, requiredPluginPackages, resolveConfig } from '../config/index.js';
 import { ZeroFlowError } from '../errors.js';
 import { backwardWithHooks, materializedAccess, type ParameterAccess, withExecutionContext } from '../nn/context.js';
 import { type ParameterFactory, withParameterFactory } from '../nn/init-scope.js';
 import type { Module } from '../nn/module.js';
+import type { Parameter } from '../nn/parameter.js';
 import { Generator } from '../nn/rng.js';
 import { buildParamGroups, createOptimizer, createScheduler } from '../optim/index.js';
 import type { FlatOptimizer, LRScheduler } from '../optim/types.js';
@@ -20,7 +22,7 @@ import type {
 import { tf } from '../tf.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { EngineMonitor } from './engine-monitor.js';
-import { loadPluginPackage, orderAndValidatePlugins } from './plugin-registry.js';
+import { loadCommPlugin, loadPluginPackage, orderAndValidatePlugins } from './plugin-registry.js';
 import { stage0Plugin } from './stage0-owner.js';
 import { resolveWorld } from './world.js';
 
@@ -85,6 +87,8 @@ export class Engine {
       if (!plugins.some((p) => p.name === need.package))
         plugins.push(await loadPluginPackage(need.package, need.reason));
     }
+    if (world.worldSize > 1 && !plugins.some((p) => p.provides?.includes('comm')))
+      plugins.push(await loadCommPlugin(world));
     const named = opts.model.namedParameters().map(([name, param]) => ({ name, param }));
     const paramGroups = () => groupsFor(named, config, opts.optimizer);
     if (!plugins.some((p) => p.provides?.includes('optimizer-step'))) plugins.push(stage0Plugin(paramGroups));
@@ -111,6 +115,7 @@ export class Engine {
         if (!p.createGradientOwner)
           throw new ZeroFlowError(`plugin "${p.name}" provides optimizer-step but has no createGradientOwner`);
         engine.owner = p.createGradientOwner(ctx, optimizer);
+        await engine.owner.init?.();
       }
       if (p.hooks) engine.hooks.push({ name: p.name, hooks: p.hooks });
     }
@@ -161,8 +166,11 @@ export class Engine {
     const info = { globalStep: this.globalSteps, microStep: this.microSteps };
     for (const h of this.hooks) h.hooks.beforeForward?.(info);
     const gradScale = this.lossScale() / this.gradientAccumulationSteps;
+    this.owner.beforeBackward?.({ boundary: (this.microSteps + 1) % this.gradientAccumulationSteps === 0 });
+    const owner = this.owner;
+    const onUse = owner.onUse ? (p: Parameter) => owner.onUse!(p) : undefined;
     const { loss } = this.monitor.time('forward_backward', () =>
-      backwardWithHooks(lossFn, (p, g) => this.owner.onGrad(p, g), { gradScale, access: this.access, rng: this.rng }),
+      backwardWithHooks(lossFn, (p, g) => owner.onGrad(p, g), { gradScale, access: this.access, rng: this.rng, onUse }),
     );
     this.owner.afterBackward?.();
     for (const h of this.hooks) h.hooks.afterBackward?.({ ...info, loss });
@@ -241,6 +249,11 @@ export class Engine {
   /** @internal used by checkpointing */
   get gradientOwner(): GradientOwner {
     return this.owner;
+  }
+
+  /** The `comm` ProcessGroup of a multi-rank job (null in a single process). */
+  get comm(): ProcessGroup | null {
+    return (this.services.get('comm') as ProcessGroup | undefined) ?? null;
   }
 
   /** @internal plugin hooks, for checkpointing */

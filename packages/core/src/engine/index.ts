@@ -9,6 +9,7 @@ export {
   MAX_FLAT_ELEMENTS,
   segmentsOf,
 } from './flat-params.js';
+export { GradientBuckets } from './grad-buckets.js';
 export { loadPluginPackage, orderAndValidatePlugins, satisfies } from './plugin-registry.js';
-export { type GradientAllReduce, Stage0Owner } from './stage0-owner.js';
+export { Stage0Owner } from './stage0-owner.js';
 export { resolveWorld } from './world.js';

@@ -1,6 +1,7 @@
 import { PluginError } from '../errors.js';
 import type { Capability, ZeroFlowPlugin } from '../plugin.js';
 import { CORE_VERSION } from '../version.js';
+import { importFromApp } from './resolve-package.js';
 
 /** Parses `x.y.z` (ignores pre-release tags). */
 function parseVersion(v: string): [number, number, number] | null {
@@ -132,7 +133,7 @@ type PluginModule = { default?: unknown; plugin?: unknown; createPlugin?: () => 
 export async function loadPluginPackage(pkg: string, reason: string): Promise<ZeroFlowPlugin> {
   let mod: PluginModule;
   try {
-    mod = (await import(pkg)) as PluginModule;
+    mod = (await importFromApp(pkg)) as PluginModule;
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
@@ -150,4 +151,25 @@ export async function loadPluginPackage(pkg: string, reason: string): Promise<Ze
     );
   }
   return plugin;
+}
+
+/**
+ * The comm plugin of a multi-rank job when none was given: `ZEROFLOW_COMM` (`shm`, `tcp`, ...) names the
+ * package `@zeroflow/comm-<name>`; otherwise `@zeroflow/comm-shm` when every rank is on this host and its
+ * native part can run here, else `@zeroflow/comm-tcp`.
+ */
+export async function loadCommPlugin(world: { worldSize: number; localWorldSize: number }): Promise<ZeroFlowPlugin> {
+  const asked = process.env.ZEROFLOW_COMM;
+  if (asked) return loadPluginPackage(`@zeroflow/comm-${asked}`, `ZEROFLOW_COMM=${asked}`);
+  const reason = `a job of ${world.worldSize} ranks`;
+  if (world.localWorldSize === world.worldSize) {
+    try {
+      const shm = await loadPluginPackage('@zeroflow/comm-shm', reason);
+      const { getCommBackend } = await import('../comm/registry.js');
+      if (getCommBackend('shm')?.available().ok) return shm;
+    } catch (e) {
+      if (!(e instanceof PluginError)) throw e;
+    }
+  }
+  return loadPluginPackage('@zeroflow/comm-tcp', reason);
 }

@@ -1,3 +1,4 @@
+import type { ProcessGroup } from '../comm/types.js';
 import { ZeroFlowError } from '../errors.js';
 import type { Parameter } from '../nn/parameter.js';
 import type { FlatOptimizer } from '../optim/types.js';
@@ -5,23 +6,27 @@ import type { GradientOwner, OwnerState, PluginContext, StepOutcome, ZeroFlowPlu
 import type { tf } from '../tf.js';
 import { CORE_VERSION } from '../version.js';
 import { bindParametersToBuffer, type FlatGroup, layoutFlatGroups, segmentsOf, sumOfSquares } from './flat-params.js';
+import { allReduceRange, GradientBuckets } from './grad-buckets.js';
 
-/** All-reduce the data-parallel gradients; provided under the `comm` capability by a comm plugin. */
-export interface GradientAllReduce {
-  /** Sums `data` elementwise over the data-parallel group, in place, blocking. */
-  allReduceSum(data: Float32Array): void;
+/** A Float32Array in shared memory: the tcp backend reduces it in place without staging copies. */
+function sharedFloat32(n: number): Float32Array {
+  return new Float32Array(new SharedArrayBuffer(n * 4));
 }
 
 /**
- * Stage 0 (no ZeRO): every rank keeps full parameters, gradients and optimizer state. Gradients are
- * accumulated into one flat buffer per param group as backward produces them, all-reduced at the
- * accumulation boundary (when there is more than one data-parallel rank), averaged, clipped and stepped.
+ * Stage 0 (no ZeRO, DeepSpeed's data parallelism): every rank keeps full parameters, gradients and optimizer
+ * state. Gradients are accumulated into one flat buffer per param group as backward produces them; in the
+ * backward that ends an accumulation window they are all-reduced in buckets (`reduce_bucket_size`) as soon
+ * as each bucket is complete, overlapping the rest of backward. At the step they are averaged, clipped and
+ * stepped. Initial parameters are broadcast from rank 0.
  */
 export class Stage0Owner implements GradientOwner {
   private readonly groups: FlatGroup[];
   private readonly params: Float32Array[];
   private readonly grads: Float32Array[];
   private readonly where = new Map<Parameter, { group: number; offset: number; size: number }>();
+  private readonly comm: ProcessGroup | null;
+  private readonly buckets: GradientBuckets | null;
 
   constructor(
     private readonly ctx: PluginContext,
@@ -29,17 +34,37 @@ export class Stage0Owner implements GradientOwner {
     groupNames: { names: string[] }[],
   ) {
     this.groups = layoutFlatGroups(ctx.parameters, groupNames);
-    this.params = this.groups.map((g) => new Float32Array(g.paddedSize));
-    this.grads = this.groups.map((g) => new Float32Array(g.paddedSize));
+    this.params = this.groups.map((g) => sharedFloat32(g.paddedSize));
+    this.grads = this.groups.map((g) => sharedFloat32(g.paddedSize));
     this.groups.forEach((g, i) => {
       bindParametersToBuffer(g, this.params[i]);
       for (const e of g.entries) this.where.set(e.param, { group: i, offset: e.offset, size: e.size });
     });
-    if (ctx.world.dataParallelSize > 1 && !ctx.service<GradientAllReduce>('comm')) {
+    const dp = ctx.world.dataParallelSize;
+    this.comm = dp > 1 ? (ctx.service<ProcessGroup>('comm') ?? null) : null;
+    if (dp > 1 && !this.comm) {
       throw new ZeroFlowError(
-        `data_parallel_size is ${ctx.world.dataParallelSize} but no comm plugin is registered: add a comm backend`,
+        `data_parallel_size is ${dp} but no plugin provides the "comm" service: add a comm backend`,
       );
     }
+    const comm = this.comm;
+    const bucketElements = Math.max(1, Math.floor(Number(ctx.config.zero_optimization?.reduce_bucket_size ?? 5e8)));
+    this.buckets = comm
+      ? new GradientBuckets(this.groups, bucketElements, (g, a, b) => allReduceRange(comm, this.grads[g], a, b))
+      : null;
+  }
+
+  async init(): Promise<void> {
+    // Every rank starts from rank 0's weights, whatever its own initialization drew.
+    if (this.comm) for (const p of this.params) await this.comm.broadcast(p, 0).promise;
+  }
+
+  beforeBackward(info: { boundary: boolean }): void {
+    if (info.boundary) this.buckets?.begin();
+  }
+
+  onUse(param: Parameter): void {
+    this.buckets?.onUse(param);
   }
 
   onGrad(param: Parameter, grad: tf.Tensor): void {
@@ -48,12 +73,16 @@ export class Stage0Owner implements GradientOwner {
     const g = grad.dataSync() as Float32Array;
     const dst = this.grads[w.group];
     for (let i = 0, o = w.offset; i < w.size; i++, o++) dst[o] += g[i];
+    this.buckets?.onGrad(param);
+  }
+
+  afterBackward(): void {
+    this.buckets?.flush();
   }
 
   async step(opts: { unscale: number; clipNorm: number; skip?: (gradNorm: number) => boolean }): Promise<StepOutcome> {
     const dp = this.ctx.world.dataParallelSize;
-    const comm = dp > 1 ? this.ctx.service<GradientAllReduce>('comm') : undefined;
-    for (const g of this.grads) comm?.allReduceSum(g);
+    this.buckets?.waitAll();
     const inv = 1 / (opts.unscale * dp);
     let sq = 0;
     for (const g of this.grads) {

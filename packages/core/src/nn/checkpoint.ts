@@ -27,8 +27,10 @@ export function checkpoint(fn: (...inputs: tf.Tensor[]) => tf.Tensor, inputs: tf
         ctx.rng.setState(rngBefore);
         const innerAnchor = tf.scalar(0);
         try {
-          const grads = withExecutionContext({ capture: { anchor: innerAnchor, onGrad: capture.onGrad } }, () =>
-            vjp((all) => fn(...all.slice(0, n)), [...saved, innerAnchor], g),
+          // Uses were counted in forward: the recomputation must not count them again.
+          const grads = withExecutionContext(
+            { capture: { anchor: innerAnchor, onGrad: capture.onGrad }, onUse: null },
+            () => vjp((all) => fn(...all.slice(0, n)), [...saved, innerAnchor], g),
           );
           grads[n].dispose();
           return [...grads.slice(0, n), tf.zerosLike(capture.anchor)];

@@ -46,9 +46,15 @@ interface ExecutionContext {
   capture: GradientCapture | null;
   /** Drives dropout; checkpointing saves and restores it to replay the same masks. */
   rng: Generator;
+  /**
+   * Called once per parameter use in forward whose gradient backward will deliver later, so that a
+   * gradient owner knows when a parameter's gradient is complete (a tied weight is used twice) and can
+   * reduce its bucket while the rest of backward runs.
+   */
+  onUse: ((p: Parameter) => void) | null;
 }
 
-let current: ExecutionContext = { access: materializedAccess, capture: null, rng: new Generator(0) };
+let current: ExecutionContext = { access: materializedAccess, capture: null, rng: new Generator(0), onUse: null };
 
 /** The active context (for plugins and layers). */
 export function executionContext(): Readonly<ExecutionContext> {
@@ -91,6 +97,7 @@ export function runLeaf<T extends tf.Tensor>(
   const { access, capture } = current;
   if (capture && access.recomputeLeaves) return recomputedLeaf(leaf, params, inputs, compute, access, capture);
   const weights = access.acquire(params, leaf);
+  if (current.onUse) for (const p of params) if (p.requiresGrad) current.onUse(p);
   try {
     const used = capture
       ? weights.map((w, i) => (params[i].requiresGrad ? hookWeight(w, capture, params[i]) : w))
@@ -129,6 +136,8 @@ function recomputedLeaf<T extends tf.Tensor>(
   capture: GradientCapture,
 ): T {
   const n = inputs.length;
+  const onUse = current.onUse;
+  if (onUse) for (const p of params) if (p.requiresGrad) onUse(p);
   const f = tf.customGrad(((...args: unknown[]) => {
     const xs = args.slice(0, n) as tf.Tensor[];
     (args[n + 1] as (ts: tf.Tensor[]) => void)(xs); // keep the inputs alive for backward
@@ -172,12 +181,12 @@ export interface BackwardResult {
 export function backwardWithHooks(
   lossFn: () => tf.Scalar,
   onGrad: (p: Parameter, grad: tf.Tensor) => void,
-  opts: { gradScale?: number; access?: ParameterAccess; rng?: Generator } = {},
+  opts: { gradScale?: number; access?: ParameterAccess; rng?: Generator; onUse?: (p: Parameter) => void } = {},
 ): BackwardResult {
   const anchor = tf.scalar(0);
   const dy = tf.scalar(opts.gradScale ?? 1);
   try {
-    const patch: Partial<ExecutionContext> = { capture: { anchor, onGrad } };
+    const patch: Partial<ExecutionContext> = { capture: { anchor, onGrad }, onUse: opts.onUse ?? null };
     if (opts.access) patch.access = opts.access;
     if (opts.rng) patch.rng = opts.rng;
     return withExecutionContext(patch, () => {
