@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { TCPStoreServer } from '@zeroflow/core';
 import type { OutputSink } from './line-prefixer.js';
+import { LaunchError } from './plan.js';
 import { type AttemptOutcome, type ChildSpec, JobAttempt, signalExitCode } from './supervisor.js';
 
 /** Options of {@link runJob}. */
@@ -31,6 +32,16 @@ export interface JobOptions {
 
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+/** Hosts the store; the error names the launcher's option rather than the ranks' MASTER_PORT. */
+async function hostStore(host: string, port: number, token: string): Promise<TCPStoreServer> {
+  try {
+    return await TCPStoreServer.listen({ host, port, token });
+  } catch (err) {
+    const message = (err as Error).message.replace(/; choose another MASTER_PORT$/, '');
+    throw new LaunchError(`${message}; pass another --master-port, or none for a free port`);
+  }
+}
+
 /** Runs the job to the end and returns the launcher's exit status. */
 export async function runJob(opts: JobOptions): Promise<number> {
   let current: JobAttempt | undefined;
@@ -52,7 +63,7 @@ export async function runJob(opts: JobOptions): Promise<number> {
     for (let attempt = 0; ; attempt++) {
       if (interrupted) return signalExitCode(interrupted);
       const token = opts.store ? randomBytes(32).toString('hex') : (opts.token ?? '');
-      const server = opts.store ? await TCPStoreServer.listen({ host: opts.store.bindHost, port, token }) : undefined;
+      const server = opts.store ? await hostStore(opts.store.bindHost, port, token) : undefined;
       if (server) port = server.port;
       let outcome: AttemptOutcome;
       try {
@@ -67,7 +78,7 @@ export async function runJob(opts: JobOptions): Promise<number> {
       if (outcome.kind === 'succeeded') return 0;
       if (outcome.kind === 'interrupted') return outcome.exitCode;
       if (attempt >= opts.maxRestarts || interrupted) {
-        opts.log(`${outcome.name} ${outcome.description}; exiting with code ${outcome.exitCode}`);
+        opts.log(`exiting with code ${outcome.exitCode} (${outcome.name} failed)`);
         return outcome.exitCode;
       }
       opts.log(`restarting every rank (restart ${attempt + 1} of ${opts.maxRestarts})`);

@@ -169,7 +169,9 @@ export function sshCommands(
       plan.script,
       ...plan.scriptArgs,
     ];
-    const remote = `cd ${shellQuote(plan.cwd)} && ${formatCommand({ command: 'env', args: agent, env })}`;
+    // `env K=V cmd` rather than `K=V cmd`: it works whatever the remote login shell is (csh, fish)
+    const pairs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    const remote = `cd ${shellQuote(plan.cwd)} && ${formatCommand({ command: 'env', args: [...pairs, ...agent], env: {} })}`;
     return { node, command: sshProgram, args: [...sshArgs, '-o', 'BatchMode=yes', node.host, remote], env: {} };
   });
 }

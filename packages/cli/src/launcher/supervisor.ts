@@ -165,7 +165,7 @@ export class JobAttempt {
     this.failure = { kind: 'failed', name: r.spec.name, exitCode, description };
     const live = this.live();
     this.opts.log(
-      `${r.spec.name} ${description}${live.length ? `; stopping the other ${live.length} process${live.length === 1 ? '' : 'es'}` : ''}`,
+      `${r.spec.name} ${description}${live.length ? `; stopping ${live.length} other process${live.length === 1 ? '' : 'es'}` : ''}`,
     );
     this.stop('SIGTERM');
   }

@@ -107,6 +107,10 @@ export class Engine {
         : (opts.lrScheduler ??
           (config.scheduler ? createScheduler(config.scheduler.type, config.scheduler.params ?? {}, optimizer) : null));
     const engine = new Engine(opts.model, config, world, optimizer, scheduler, ordered, named);
+    // DeepSpeed enables activation checkpointing from model code; a config that has the section asks for it.
+    const ckptModel = opts.model as Module & { setActivationCheckpointing?: (on: boolean) => unknown };
+    if (raw.activation_checkpointing !== undefined && ckptModel.setActivationCheckpointing)
+      ckptModel.setActivationCheckpointing(true);
     const owner = ordered.find((p) => p.provides?.includes('optimizer-step'))!;
     for (const p of ordered) {
       const ctx = engine.contextFor(p);

@@ -7,14 +7,26 @@
 import { s } from '../schema.js';
 import type { Infer } from '../schema-base.js';
 
+/**
+ * Present in a config, this section turns activation checkpointing on for models that support it
+ * (`setActivationCheckpointing`, e.g. every transformer block of @zeroflow/models). The partitioning and
+ * offload options need tensor parallelism or CPU offload of activations, which ZeroFlow does not have yet:
+ * they are accepted only at their default (false).
+ */
 export const activationCheckpointingSchema = s.object({
-  partition_activations: s.boolean({ default: false }),
-  contiguous_memory_optimization: s.boolean({ default: false }),
-  cpu_checkpointing: s.boolean({ default: false }),
+  partition_activations: s.onlyDefault(s.boolean({ default: false }), 'activation_checkpointing.partition_activations'),
+  contiguous_memory_optimization: s.onlyDefault(
+    s.boolean({ default: false }),
+    'activation_checkpointing.contiguous_memory_optimization',
+  ),
+  cpu_checkpointing: s.onlyDefault(s.boolean({ default: false }), 'activation_checkpointing.cpu_checkpointing'),
   /** null: checkpoint every layer the model marks. */
-  number_checkpoints: s.integer({ min: 1, nullable: true, default: null }),
+  number_checkpoints: s.onlyDefault(
+    s.integer({ min: 1, nullable: true, default: null }),
+    'activation_checkpointing.number_checkpoints',
+  ),
   synchronize_checkpoint_boundary: s.boolean({ default: false }),
-  profile: s.boolean({ default: false }),
+  profile: s.onlyDefault(s.boolean({ default: false }), 'activation_checkpointing.profile'),
 });
 
 export const csvMonitorSchema = s.object({
