@@ -4,38 +4,11 @@
  * "did you mean" suggestion: DeepSpeed passes these params as Python keyword arguments, so an unknown key is
  * an error there too.
  */
+import { closestMatch } from '../config/suggest.js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 
-/** Edit distance, for suggesting the key a user probably meant. */
-function editDistance(a: string, b: string): number {
-  const prev = new Array<number>(b.length + 1);
-  for (let j = 0; j <= b.length; j++) prev[j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = prev[0];
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = prev[j];
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return prev[b.length];
-}
-
-/** The closest candidate to `word` when it is close enough to be a plausible typo, else undefined. */
-export function closestName(word: string, candidates: readonly string[]): string | undefined {
-  const lower = word.toLowerCase();
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const c of candidates) {
-    const d = editDistance(lower, c.toLowerCase());
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = c;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
-}
+/** The closest candidate to `word` when it is a plausible typo (the config's own matcher). */
+export const closestName = (word: string, candidates: readonly string[]): string | undefined => closestMatch(word, candidates);
 
 /** Bounds for a numeric config value. */
 export interface NumberRule {
