@@ -23,6 +23,8 @@ export function createCommPlugin(opts: { name: string; version: string; backend:
         worldSize: ctx.world.worldSize,
         localRank: ctx.world.localRank,
         localWorldSize: ctx.world.localWorldSize,
+        // the env wins over the config, so an operator can raise a timeout without editing the job's config
+        timeoutMs: process.env.ZEROFLOW_COMM_TIMEOUT_MS ? undefined : (ctx.config.comm_timeout_ms ?? undefined),
       });
       ctx.provideService('comm', joined.world);
       ctx.log(`comm: ${opts.backend} backend, ${joined.world.size} ranks`);

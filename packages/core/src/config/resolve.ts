@@ -57,6 +57,8 @@ export interface ResolvedConfig extends BatchSizes {
   dataloader_drop_last: boolean;
   /** ZeroFlow extension (default 42). */
   seed: number;
+  /** ZeroFlow extension: collective/store timeout in ms; null = env ZEROFLOW_COMM_TIMEOUT_MS or 10 minutes. */
+  comm_timeout_ms: number | null;
   sparse_gradients: false;
   disable_allgather: false;
   graph_harvesting: false;

@@ -37,11 +37,13 @@ export const IMPLEMENTED_SECTIONS = {
   /** null: no periodic progress report (DeepSpeed's code default). */
   steps_per_print: s.integer({ min: 1, nullable: true, default: null }),
   wall_clock_breakdown: s.boolean({ default: false }),
-  dump_state: s.boolean({ default: false }),
-  memory_breakdown: s.boolean({ default: false }),
-  prescale_gradients: s.boolean({ default: false }),
-  gradient_predivide_factor: s.number({ gt: 0, default: 1.0 }),
-  communication_data_type: communicationDataTypeSchema,
+  // Accepted at their defaults only until implemented: a set value must never be silently ignored.
+  dump_state: s.onlyDefault(s.boolean({ default: false }), 'dump_state'),
+  memory_breakdown: s.onlyDefault(s.boolean({ default: false }), 'memory_breakdown'),
+  prescale_gradients: s.onlyDefault(s.boolean({ default: false }), 'prescale_gradients'),
+  gradient_predivide_factor: s.onlyDefault(s.number({ gt: 0, default: 1.0 }), 'gradient_predivide_factor'),
+  // 16-bit wire formats arrive with @zeroflow/amp
+  communication_data_type: s.onlyDefault(communicationDataTypeSchema, 'communication_data_type (needs @zeroflow/amp)'),
   zero_optimization: zeroOptimizationSchema,
   zero_allow_untested_optimizer: s.boolean({ default: false }),
   fp16: fp16Schema,
@@ -54,6 +56,11 @@ export const IMPLEMENTED_SECTIONS = {
   dataloader_drop_last: s.boolean({ default: false }),
   /** ZeroFlow extension: seed of every rank's random generators (data order, dropout, init). */
   seed: s.integer({ min: 0, default: 42 }),
+  /**
+   * ZeroFlow extension: timeout of every collective and store call, ms (torch's init_process_group timeout).
+   * null: env ZEROFLOW_COMM_TIMEOUT_MS, else 10 minutes. A dead or stuck rank fails the others within it.
+   */
+  comm_timeout_ms: s.integer({ min: 1, nullable: true, default: null }),
 } satisfies Record<string, Schema<any>>;
 
 /** DeepSpeed scalars ZeroFlow accepts at their default value only (resolved and kept in the output). */

@@ -37,7 +37,7 @@ export const csvMonitorSchema = s.object({
 });
 
 export const commsLoggerSchema = s.object({
-  enabled: s.boolean({ default: false }),
+  enabled: s.onlyDefault(s.boolean({ default: false }), 'comms_logger (arrives with the ZeRO plugins)'),
   prof_all: s.boolean({ default: true }),
   /** Collective names to profile when prof_all is false, e.g. "all_reduce". */
   prof_ops: s.array(s.string({ minLength: 1 })).default([]),
