@@ -149,7 +149,8 @@ function commBackends(): Availability[] {
   return names.map((name) => {
     const backend = getCommBackend(name);
     const pkg = COMM_PACKAGES[name];
-    if (!backend) return { name, available: false, reason: loadErrors.get(name) ?? `${pkg ?? name} did not register it` };
+    if (!backend)
+      return { name, available: false, reason: loadErrors.get(name) ?? `${pkg ?? name} did not register it` };
     try {
       const a = backend.available();
       return a.ok

@@ -200,7 +200,7 @@ function childrenOf(plan: LaunchPlan, attempt: number, token: string, graceMs: n
         const last = line.node.rankOffset + line.node.slots.length - 1;
         return {
           ...base,
-          name: `node ${line.node.host} (ranks ${line.node.rankOffset}-${last})`,
+          name: `node ${line.node.host} (${last === line.node.rankOffset ? `rank ${last}` : `ranks ${line.node.rankOffset}-${last}`})`,
           prefix: '', // the node agent prefixes its ranks' lines
           command: line.command,
           args: line.args,
@@ -323,14 +323,14 @@ async function run(argv: string[], io: CliIO): Promise<number> {
   try {
     if (args.values['node-agent']) return await runNodeAgent(args, script, io, graceMs);
     const plan = buildPlan(args, script);
-    if (plan.launcher === 'local' && !existsSync(resolve(plan.cwd, script))) {
-      throw new LaunchError(`script not found: ${script} (in ${plan.cwd})`);
-    }
     const bindHost = isLoopbackAddress(plan.masterAddr) ? plan.masterAddr.replace('localhost', '127.0.0.1') : '0.0.0.0';
     if (args.values['dry-run']) {
       if (plan.masterPort === 0) plan.masterPort = await freePort(bindHost);
       io.stdout(`${dryRunLines(plan, graceMs).join('\n')}\n`);
       return EXIT.ok;
+    }
+    if (plan.launcher === 'local' && !existsSync(resolve(plan.cwd, script))) {
+      throw new LaunchError(`script not found: ${script} (in ${plan.cwd})`);
     }
     return await runJob({
       maxRestarts,

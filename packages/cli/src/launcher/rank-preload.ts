@@ -13,12 +13,17 @@ import { Worker } from 'node:worker_threads';
 
 /** The watchdog thread; `workerData` carries what it needs. */
 const WATCHDOG = `
+const { writeSync } = require('node:fs');
 const { workerData } = require('node:worker_threads');
 const { launcherPid, rank, graceMs, pollMs } = workerData;
 const timer = setInterval(() => {
   if (process.ppid === launcherPid) return;
   clearInterval(timer);
-  process.stderr.write('[rank ' + rank + '] zeroflow: the launcher (pid ' + launcherPid + ') is gone; stopping this rank\\n');
+  // straight to fd 2: the launcher held the other end of that pipe, so this may fail with EPIPE, and
+  // process.stderr would report that as an uncaught error that kills the rank alone, orphaning its children
+  try {
+    writeSync(2, '[rank ' + rank + '] zeroflow: the launcher (pid ' + launcherPid + ') is gone; stopping this rank\\n');
+  } catch {}
   const kill = (signal) => {
     try { process.kill(-process.pid, signal); } catch { try { process.kill(process.pid, signal); } catch {} }
   };
