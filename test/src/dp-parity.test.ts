@@ -10,9 +10,9 @@ type Out = { rank: number; losses: number[]; weights: number[][] | null };
 
 async function train(n: number, comm: string): Promise<{ losses: number[]; weights: number[][] }> {
   const dir = mkdtempSync(join(tmpdir(), `zf-dp${n}-`));
-  const exits = await runRanks(n, script, (r) => [String(STEPS), join(dir, `r${r}.json`)], { ZEROFLOW_COMM: comm });
+  const exits = await runRanks(n, script, () => [String(STEPS), dir], { ZEROFLOW_COMM: comm });
   for (const e of exits) expect(e.code, `rank ${e.rank} failed:\n${e.output}`).toBe(0);
-  const outs = exits.map((e) => JSON.parse(readFileSync(join(dir, `r${e.rank}.json`), 'utf8')) as Out);
+  const outs = exits.map((e) => JSON.parse(readFileSync(join(dir, `rank${e.rank}.json`), 'utf8')) as Out);
   // The global loss of a step is the mean of the ranks' losses (equal micro-batch sizes).
   const losses = outs[0].losses.map((_, i) => outs.reduce((a, o) => a + o.losses[i], 0) / n);
   return { losses, weights: outs[0].weights! };

@@ -1,5 +1,6 @@
 export * from './comm/index.js';
 export * from './config/index.js';
+export * from './data/index.js';
 export * from './engine/index.js';
 export * from './errors.js';
 export * from './io/index.js';
@@ -9,3 +10,4 @@ export * from './optim/index.js';
 export type * from './plugin.js';
 export { tf } from './tf.js';
 export * from './version.js';
+export * from './zero/index.js';

@@ -18,6 +18,11 @@ export interface Sampler {
   setEpoch?(epoch: number): void;
   /** The epoch `indices()` returns now, where the sampler tracks one. */
   readonly epoch?: number;
+  /**
+   * How many times `setEpoch` was called: lets a loader notice that its caller set the epoch directly
+   * (torch style), even to the value it already had.
+   */
+  readonly epochSetCount?: number;
 }
 
 /** Options of {@link DistributedSampler}; the names follow torch's arguments. */
@@ -95,6 +100,7 @@ export class DistributedSampler implements Sampler, Iterable<number> {
   /** numSamples x numReplicas: the padded or truncated length of the epoch's order (torch's `total_size`). */
   readonly totalSize: number;
   private currentEpoch = 0;
+  private setCount = 0;
   /** This rank's indices of `cachedEpoch`; built lazily, once per epoch. */
   private cached: Uint32Array | null = null;
   private cachedEpoch = -1;
@@ -129,6 +135,11 @@ export class DistributedSampler implements Sampler, Iterable<number> {
     return this.currentEpoch;
   }
 
+  /** How many times `setEpoch` was called. */
+  get epochSetCount(): number {
+    return this.setCount;
+  }
+
   /**
    * Selects the epoch; with shuffling, each epoch has its own order (seed + epoch). As in torch, call it
    * before each epoch on every rank with the same value (the DataLoader does it for you).
@@ -136,6 +147,7 @@ export class DistributedSampler implements Sampler, Iterable<number> {
   setEpoch(epoch: number): void {
     checkInteger('epoch', epoch, 0);
     this.currentEpoch = epoch;
+    this.setCount += 1;
   }
 
   /** This rank's indices for the current epoch, in order (length `numSamples`). Do not mutate. */

@@ -1,5 +1,11 @@
 import type { ProcessGroup } from '../comm/types.js';
 import { loadConfigInput, type ResolvedConfig, requiredPluginPackages, resolveConfig } from '../config/index.js';
+import {
+  createDistributedLoader,
+  type DataLoader,
+  type DistributedLoaderOptions,
+  type IndexedDataset,
+} from '../data/index.js';
 import { ZeroFlowError } from '../errors.js';
 import { backwardWithHooks, materializedAccess, type ParameterAccess, withExecutionContext } from '../nn/context.js';
 import { type ParameterFactory, withParameterFactory } from '../nn/init-scope.js';
@@ -214,6 +220,18 @@ export class Engine {
     for (const h of this.hooks) await h.hooks.afterStep?.({ ...info, globalStep: this.globalSteps, ...outcome, loss });
     this.monitor.afterStep(this, { ...outcome, loss });
     return { ...outcome, loss };
+  }
+
+  /**
+   * This rank's micro-batches of `dataset` (DeepSpeed's `deepspeed_io`): a DistributedSampler over the
+   * data-parallel group seeded by `config.seed`, `dataloader_drop_last` applied to the last batch.
+   * Save `loader.state()` with checkpoints (client state) and `restore` it to resume mid-epoch.
+   */
+  dataLoader<T, B = T[]>(
+    dataset: IndexedDataset<T> | readonly T[],
+    opts: DistributedLoaderOptions<T, B> = {},
+  ): DataLoader<T, B> {
+    return createDistributedLoader(this, dataset, opts);
   }
 
   /** Current learning rate of each param group. */

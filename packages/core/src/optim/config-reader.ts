@@ -8,7 +8,8 @@ import { closestMatch } from '../config/suggest.js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 
 /** The closest candidate to `word` when it is a plausible typo (the config's own matcher). */
-export const closestName = (word: string, candidates: readonly string[]): string | undefined => closestMatch(word, candidates);
+export const closestName = (word: string, candidates: readonly string[]): string | undefined =>
+  closestMatch(word, candidates);
 
 /** Bounds for a numeric config value. */
 export interface NumberRule {

@@ -1,0 +1,194 @@
+/**
+ * Collectives over ZeRO partitions (DESIGN.md section 6): the reduce-scatter that leaves each rank its
+ * reduced shard, the all-gather that rebuilds full parameters from the updated shards, and the global
+ * gradient norm. Buffers passed to a backend are SharedArrayBuffer views where this code allocates them
+ * (the tcp backend then skips its staging copies).
+ */
+import type { ProcessGroup, Work } from '../comm/types.js';
+import { ZeroFlowError } from '../errors.js';
+import type { GroupPartition } from './partition.js';
+
+/** A Float32Array in shared memory. */
+export function sharedFloat32(n: number): Float32Array {
+  return new Float32Array(new SharedArrayBuffer(Math.max(0, n) * 4));
+}
+
+/**
+ * Two staging buffers reused by the chunked collectives over contiguous partitions: chunk i is packed into
+ * buffer i % 2 while chunk i - 1 is on the wire. Allocated on first use, sized for the largest chunk.
+ */
+export class StagingBuffers {
+  private readonly bufs: Float32Array[] = [];
+
+  constructor(private readonly elements: number) {}
+
+  get(i: number): Float32Array {
+    const k = i % 2;
+    this.bufs[k] ??= sharedFloat32(this.elements);
+    return this.bufs[k];
+  }
+
+  /** Bytes currently allocated. */
+  get bytes(): number {
+    return this.bufs.reduce((a, b) => a + b.byteLength, 0);
+  }
+}
+
+/** Elements per rank per collective: `bucketElements / N` (at least 1), at most the shard. */
+export function chunkPerRank(bucketElements: number, dpSize: number, shardSize: number): number {
+  return Math.max(1, Math.min(shardSize, Math.floor(bucketElements / dpSize)));
+}
+
+/**
+ * Sums the full flat gradient `flat` of a contiguous partition over the group and leaves rank r's reduced
+ * slice in place (`flat[r*S, (r+1)*S)`; the other slices are left partly reduced and must not be read).
+ * With `reduceScatter` (default) each chunk of `chunk` elements per rank is packed from the N slices into a
+ * staging buffer and reduce-scattered: every rank sends and receives (N-1)/N of the data once. Without it
+ * (DeepSpeed's `reduce_scatter: false`) the whole buffer is all-reduced in place, twice the traffic.
+ */
+export function reduceScatterContiguous(
+  comm: ProcessGroup,
+  p: GroupPartition,
+  flat: Float32Array,
+  chunk: number,
+  staging: StagingBuffers,
+  reduceScatter = true,
+): void {
+  const n = p.dpSize;
+  const S = p.shardSize;
+  if (S === 0) return;
+  if (!reduceScatter) {
+    const works: Work[] = [];
+    for (let off = 0; off < flat.length; off += chunk * n)
+      works.push(comm.allReduce(flat.subarray(off, Math.min(flat.length, off + chunk * n)), 'sum'));
+    for (const w of works) w.wait();
+    return;
+  }
+  const pending: Work[] = [];
+  let i = 0;
+  for (let off = 0; off < S; off += chunk, i++) {
+    const len = Math.min(chunk, S - off);
+    if (i >= 2) pending[i - 2].wait();
+    const buf = staging.get(i);
+    for (let q = 0; q < n; q++) buf.set(flat.subarray(q * S + off, q * S + off + len), q * len);
+    const out = flat.subarray(p.rank * S + off, p.rank * S + off + len);
+    pending.push(comm.reduceScatter(out, buf.subarray(0, n * len), 'sum'));
+  }
+  for (const w of pending) w.wait();
+}
+
+/**
+ * Rebuilds the full flat parameters of a contiguous partition from every rank's slice, in chunks of
+ * `chunk` elements per rank (`allgather_bucket_size / N`): each chunk is all-gathered into a staging buffer
+ * and copied to its N places. With `useBroadcast` (DeepSpeed's `allgather_partitions: false`) each rank's
+ * slice is broadcast from its owner instead.
+ */
+export function allGatherContiguous(
+  comm: ProcessGroup,
+  p: GroupPartition,
+  flat: Float32Array,
+  chunk: number,
+  staging: StagingBuffers,
+  useBroadcast = false,
+): void {
+  const n = p.dpSize;
+  const S = p.shardSize;
+  if (S === 0) return;
+  if (useBroadcast) {
+    const works: Work[] = [];
+    for (let q = 0; q < n; q++) works.push(comm.broadcast(flat.subarray(q * S, (q + 1) * S), q));
+    for (const w of works) w.wait();
+    return;
+  }
+  const pending: { work: Work; buf: Float32Array; off: number; len: number }[] = [];
+  const finish = (x: (typeof pending)[number]) => {
+    x.work.wait();
+    for (let q = 0; q < n; q++) {
+      if (q !== p.rank) flat.set(x.buf.subarray(q * x.len, (q + 1) * x.len), q * S + x.off);
+    }
+  };
+  let i = 0;
+  for (let off = 0; off < S; off += chunk, i++) {
+    const len = Math.min(chunk, S - off);
+    if (i >= 2) finish(pending[i - 2]);
+    const buf = staging.get(i).subarray(0, n * len);
+    const input = flat.subarray(p.rank * S + off, p.rank * S + off + len);
+    pending.push({ work: comm.allGather(buf, input), buf, off, len });
+  }
+  for (let k = Math.max(0, i - 2); k < pending.length; k++) finish(pending[k]);
+}
+
+/**
+ * Rebuilds the full flat parameters of a unit partition: each unit `[start, start + length)` of `flat` is
+ * the all-gather of every rank's chunk, so it is gathered straight into place from this rank's `shard`.
+ * At most `maxInFlight` elements are in flight (`allgather_bucket_size`). With `useBroadcast` each chunk is
+ * broadcast from its owner instead (`allgather_partitions: false`).
+ */
+export function allGatherUnits(
+  comm: ProcessGroup,
+  p: GroupPartition,
+  shard: Float32Array,
+  flat: Float32Array,
+  maxInFlight: number,
+  useBroadcast = false,
+): void {
+  const n = p.dpSize;
+  const pending: { work: Work; elements: number }[] = [];
+  let inFlight = 0;
+  p.units.forEach((u, k) => {
+    while (pending.length > 0 && inFlight + u.length > maxInFlight) {
+      const done = pending.shift()!;
+      done.work.wait();
+      inFlight -= done.elements;
+    }
+    const r = p.ranges[k];
+    const out = flat.subarray(u.start, u.start + u.length);
+    if (useBroadcast) {
+      out.set(shard.subarray(r.shardStart, r.shardStart + r.length), p.rank * r.length);
+      for (let q = 0; q < n; q++)
+        pending.push({ work: comm.broadcast(out.subarray(q * r.length, (q + 1) * r.length), q), elements: 0 });
+      pending[pending.length - 1].elements = u.length;
+    } else {
+      pending.push({
+        work: comm.allGather(out, shard.subarray(r.shardStart, r.shardStart + r.length)),
+        elements: u.length,
+      });
+    }
+    inFlight += u.length;
+  });
+  for (const x of pending) x.work.wait();
+}
+
+/**
+ * The global L2 norm from each rank's sum of squares over its own shard: the partial sums are all-gathered
+ * as float32 pairs (high part, rounding remainder) and added in rank order in float64, so every rank gets
+ * the same value, equal to a float64 sum to ~1e-14 relative.
+ */
+export function globalNorm(comm: ProcessGroup | null, localSumOfSquares: number): number {
+  if (!comm || comm.size === 1) return Math.sqrt(localSumOfSquares);
+  const hi = Math.fround(localSumOfSquares);
+  const mine = Float32Array.of(hi, Math.fround(localSumOfSquares - hi));
+  const all = new Float32Array(2 * comm.size);
+  comm.allGather(all, mine).wait();
+  let s = 0;
+  for (let i = 0; i < all.length; i++) s += all[i];
+  return Math.sqrt(s);
+}
+
+/** The data-parallel group of a ZeRO owner: the world group while ZeroFlow has no TP/PP sub-groups here. */
+export function dataParallelGroup(
+  comm: ProcessGroup | null | undefined,
+  dpSize: number,
+  what: string,
+): ProcessGroup | null {
+  if (dpSize <= 1) return null;
+  if (!comm)
+    throw new ZeroFlowError(
+      `${what}: data_parallel_size is ${dpSize} but no plugin provides the "comm" service: add a comm backend (@zeroflow/comm-shm or @zeroflow/comm-tcp)`,
+    );
+  if (comm.size !== dpSize)
+    throw new ZeroFlowError(
+      `${what}: the comm group has ${comm.size} ranks but data_parallel_size is ${dpSize}; ZeRO over a data-parallel sub-group (with tensor or pipeline parallelism) is not supported yet`,
+    );
+  return comm;
+}

@@ -1,0 +1,29 @@
+export { sumOfSquares } from '../engine/flat-params.js';
+export { BucketReducer, type BucketReducerOptions } from './bucket-reducer.js';
+export {
+  allGatherContiguous,
+  allGatherUnits,
+  chunkPerRank,
+  dataParallelGroup,
+  globalNorm,
+  reduceScatterContiguous,
+  StagingBuffers,
+  sharedFloat32,
+} from './collectives.js';
+export { checkZeroStageConfig, type ZeroStageSettings, zeroParamGroups } from './config-check.js';
+export {
+  contiguousShardView,
+  type GroupPartition,
+  gatherShard,
+  isContiguous,
+  type OwnershipUnit,
+  PADDING_SEGMENT,
+  type PartitionMeta,
+  partitionByUnits,
+  partitionContiguous,
+  partitionMeta,
+  rangesFromMeta,
+  type ShardRange,
+  shardSegments,
+} from './partition.js';
+export { loadShardedStateDict, type ShardedOwnerMeta, shardedStateDict } from './sharded-state.js';

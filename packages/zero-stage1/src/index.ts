@@ -1,0 +1,27 @@
+/**
+ * `@zeroflow/zero-stage1`: ZeRO stage 1 (optimizer state partitioned between data-parallel ranks) as a
+ * ZeroFlow plugin. Core loads it by name when `zero_optimization.stage` is 1.
+ */
+import type { ZeroFlowPlugin } from '@zeroflow/core';
+import { PACKAGE_NAME, Stage1Owner } from './stage1-owner.js';
+
+export { PACKAGE_NAME, Stage1Owner } from './stage1-owner.js';
+
+/** This package's version. */
+export const VERSION = '0.1.0';
+
+/** Creates the stage-1 plugin: it owns gradient reduction and the optimizer step. */
+export function createPlugin(): ZeroFlowPlugin {
+  return {
+    name: PACKAGE_NAME,
+    version: VERSION,
+    coreVersion: "^0.1.0",
+    // `comm` is needed only when data_parallel_size > 1; the owner checks it and names the fix.
+    provides: ['optimizer-step'],
+    createGradientOwner: (ctx, optimizer) => new Stage1Owner(ctx, optimizer),
+  };
+}
+
+/** The plugin, ready to pass to `initialize({ plugins: [plugin] })`. */
+export const plugin: ZeroFlowPlugin = createPlugin();
+export default plugin;
