@@ -18,7 +18,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { loopbackTcpGBs, memcpyGBs } from './comm-ceilings.js';
 import { busBandwidth, COLLECTIVES, type RankResult, RESULT_PREFIX } from './comm-shared.js';
-import { machineLine, stats, writeSection } from './results-file.js';
+import { machineLine, stats, writeJson, writeSection } from './results-file.js';
 
 const RANK_SCRIPT = join(import.meta.dirname, 'comm-rank.ts');
 
@@ -124,6 +124,7 @@ if (!process.argv.includes('--skip-comm')) {
   const tcp = await loopbackTcpGBs(quick ? 256 << 20 : 512 << 20, 5);
   const tcpMedian = stats(tcp).median;
   const rows: string[] = [];
+  const jsonRows: { backend: string; ranks: number; op: string; bytes: number; busGBs: number; timeMs: number }[] = [];
   for (const backend of backends) {
     if (unavailable.has(backend)) {
       rows.push(`| ${backend} | | | | not available here: ${unavailable.get(backend)} | | |`);
@@ -148,10 +149,19 @@ if (!process.argv.includes('--skip-comm')) {
           const line = `| ${backend} | ${n} | ${op} | ${mb} MB | ${spread(bus)} | ${fmt(stats(seconds).median * 1000, 1)} | ${fmt(stats(bus).median / tcpMedian)} |`;
           console.log(line);
           rows.push(line);
+          jsonRows.push({
+            backend,
+            ranks: n,
+            op,
+            bytes: mine[0].bytes,
+            busGBs: stats(bus).median,
+            timeMs: stats(seconds).median * 1000,
+          });
         }
       }
     }
   }
+  writeJson('comm', jsonRows, { machine: machineLine(), command });
   writeSection(
     'comm',
     `## Collective bus bandwidth (fp32)
@@ -175,6 +185,7 @@ then 20 (up to 4 MB), 10 (up to 16 MB) or 6 measured ones. All ranks share this 
 
 if (!process.argv.includes('--skip-train')) {
   const rows: string[] = [];
+  const jsonRows: { backend: string; ranks: number; stage: number; preset: string; tokensPerSec: number }[] = [];
   let baseline = 0;
   for (const n of trainRanks) {
     // one rank has no communication: its run is the baseline of every backend's ratios
@@ -196,8 +207,11 @@ if (!process.argv.includes('--skip-train')) {
       const line = `| ${n === 1 ? '- (1 rank)' : backend} | ${n} | ${spread(tps, 0)} | ${fmt(ratio)} | ${fmt(ratio / n)} |`;
       console.log(line);
       rows.push(line);
+      // preset `example`: the main example's GPT (no PyTorch peer runs it; a `tiny` row would be compared)
+      jsonRows.push({ backend, ranks: n, stage: 0, preset: 'example', tokensPerSec: median });
     }
   }
+  writeJson('dp-train', jsonRows, { machine: machineLine(), command });
   writeSection(
     'dp-train',
     `## Data-parallel training throughput (GPT example model, stage 0)

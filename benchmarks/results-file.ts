@@ -5,6 +5,9 @@ import { join } from 'node:path';
 
 export const RESULTS = join(import.meta.dirname, 'RESULTS.md');
 
+/** Each benchmark also writes its rows as JSON to results/<name>.json (read by plots.ts). */
+export { writeJson } from './plots-data.js';
+
 /** One line describing this machine: CPU model, cores, memory, Node. */
 export function machineLine(): string {
   const c = cpus();

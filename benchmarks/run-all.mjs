@@ -1,11 +1,18 @@
 #!/usr/bin/env node
-// `pnpm bench [--quick]`: every benchmark of this folder in turn; each writes its section of RESULTS.md.
+// `pnpm bench [--quick]`: every benchmark of this folder in turn (each writes its section of RESULTS.md and
+// its rows to results/*.json), then the PyTorch peer when python3-torch is installed, then the SVG plots.
 import { spawnSync } from 'node:child_process';
 
-const extra = process.argv.slice(2);
-for (const script of ['train-gpt.ts', 'comm.ts']) {
-  console.log(`\n=== ${script} ${extra.join(' ')}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', script, ...extra], {
+const quick = process.argv.includes('--quick');
+const runs = [
+  ['train-gpt.ts', quick ? ['--quick'] : []],
+  ['comm.ts', quick ? ['--quick'] : []],
+  ['peer.ts', quick ? ['--world-sizes', '1', '--steps', '10'] : []],
+  ['plots.ts', []],
+];
+for (const [script, args] of runs) {
+  console.log(`\n=== ${script} ${args.join(' ')}`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script, ...args], {
     stdio: 'inherit',
     cwd: import.meta.dirname,
   });

@@ -8,7 +8,7 @@
  */
 import { backwardWithHooks, initialize, manualSeed } from '@zeroflow/core';
 import { GPT, type GPTConfig } from '@zeroflow/models';
-import { machineLine, stats, writeSection } from './results-file.js';
+import { machineLine, stats, writeJson, writeSection } from './results-file.js';
 
 const quick = process.argv.includes('--quick');
 const PRESETS: Record<string, GPTConfig & { micro: number; blockSize: number }> = {
@@ -31,6 +31,7 @@ function batch(micro: number, T: number, vocab: number, seed: number) {
 }
 
 const rows: string[] = [];
+const jsonRows: { preset: string; params: number; tokensPerSecBaseline: number; tokensPerSecEngine: number }[] = [];
 for (const [name, p] of Object.entries(PRESETS)) {
   manualSeed(1);
   const model = new GPT(p);
@@ -68,10 +69,20 @@ for (const [name, p] of Object.entries(PRESETS)) {
   const line = `| ${name} | ${(model.numParameters() / 1e6).toFixed(2)} M | ${p.micro}x${p.blockSize} | ${b.median.toFixed(0)} (${b.min.toFixed(0)}-${b.max.toFixed(0)}) | ${f.median.toFixed(0)} (${f.min.toFixed(0)}-${f.max.toFixed(0)}) | ${(f.median / b.median).toFixed(3)} |`;
   console.log(line);
   rows.push(line);
+  jsonRows.push({
+    preset: name,
+    params: model.numParameters(),
+    tokensPerSecBaseline: b.median,
+    tokensPerSecEngine: f.median,
+  });
   await engine.close();
   model.dispose();
 }
 
+writeJson('train-gpt', jsonRows, {
+  machine: machineLine(),
+  command: `pnpm --filter @zeroflow/benchmarks bench${quick ? ' -- --quick' : ''}`,
+});
 writeSection(
   'train-gpt',
   `## Single-process training throughput (fp32, tfjs cpu kernels)

@@ -52,3 +52,104 @@ export interface ShmAddon {
 export function loadShmAddon(): ShmAddon | null;
 /** Why loadShmAddon() returned null; null when it loaded. */
 export function shmAddonUnavailableReason(): string | null;
+
+/** Information about the zeroflow_kernels addon. */
+export interface KernelsInfo {
+  /** "openblas" when the addon links OpenBLAS (used for large matrices), else "none". */
+  blas: string;
+  /** The instruction set of ZeroFlow's own GEMM kernel: avx512, avx2 or generic. */
+  isa: string;
+  /** Threads of the kernels' pool (ZEROFLOW_NUM_THREADS, or the cores this process may use). */
+  threads: number;
+  /** The instruction set of the pointwise kernels (binary, exp, softmax, optimizers): avx512, avx2 or generic. */
+  pointwiseIsa: string;
+}
+
+/** The compute kernels behind `@zeroflow/backend-native`. All calls are synchronous. */
+export interface KernelsAddon {
+  /**
+   * Row-major batched matrix multiply: for i in [0, batch), C[i] (+)= op(A[ai]) . op(B[bi]), with op(A) of
+   * shape [m, k] (stored [k, m] when transA) and op(B) of shape [k, n] (stored [n, k] when transB); C[i] is
+   * [m, n]. Without index arrays, ai = i (or 0 when `a` holds exactly one matrix, a broadcast); aIndex/bIndex
+   * give the input matrix for every output batch (general batch broadcasting). `accumulate` adds to C.
+   * Views over SharedArrayBuffers are accepted.
+   */
+  sgemmBatched(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    accumulate?: boolean,
+    aIndex?: Int32Array | null,
+    bIndex?: Int32Array | null,
+  ): void;
+  /** sgemmBatched on ZeroFlow's own kernel only (never BLAS), for tests and comparisons. */
+  sgemmBatchedOwn: KernelsAddon['sgemmBatched'];
+  info(): KernelsInfo;
+  /**
+   * out[i] = a[i] op b[(i / bInner) % bMid] for i < out.length (b op a when `swap`); op: 0 add, 1 sub,
+   * 2 mul, 3 div. Same shape: bMid = n; scalar: bMid = 1; [B,T,C] op [C]: bMid = C, bInner = 1;
+   * [B,T,C] op [B,T,1]: bMid = B*T, bInner = C. Bit-identical to the float32 result of the JS op.
+   */
+  binary(
+    op: 0 | 1 | 2 | 3,
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    bMid: number,
+    bInner: number,
+    swap: boolean,
+  ): void;
+  /** out[i] = exp(x[i]) for i < out.length, within 2 ulp of the correctly rounded value. */
+  exp(x: Float32Array, out: Float32Array): void;
+  /** Softmax over rows of `cols` contiguous values (out.length / cols rows): exp(x - max) / sum. */
+  softmax(x: Float32Array, out: Float32Array, cols: number): void;
+  /** Dense transpose: out axis i is input axis perm[i]; 4-byte elements (Float32Array or Int32Array). */
+  transpose<T extends Float32Array | Int32Array>(x: T, out: T, shape: number[], perm: number[]): void;
+  /**
+   * One Adam/AdamW step in place over flat buffers, bit-identical to core's TS loop (packages/core/src/optim/adam.ts)
+   * for any thread count: bc1 = 1 - beta1^step and bc2 = 1 - beta2^step (1 without bias correction),
+   * computed by the caller as `1 - beta ** step` so that they match JS exactly. adamWMode: decoupled decay.
+   */
+  adamStep(
+    params: Float32Array,
+    grads: Float32Array,
+    expAvg: Float32Array,
+    expAvgSq: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    bc1: number,
+    bc2: number,
+    adamWMode: boolean,
+  ): void;
+  /**
+   * One SGD step in place (torch.optim.SGD semantics), bit-identical to core's TS loop (optim/sgd.ts);
+   * momentumBuffer may be null when momentum is 0; firstStep initializes it to the gradient.
+   */
+  sgdStep(
+    params: Float32Array,
+    grads: Float32Array,
+    momentumBuffer: Float32Array | null,
+    lr: number,
+    momentum: number,
+    dampening: number,
+    weightDecay: number,
+    nesterov: boolean,
+    firstStep: boolean,
+  ): void;
+  /** Resizes the kernels' thread pool (0: the default); returns the new size. */
+  setNumThreads(threads: number): number;
+}
+
+/** The zeroflow_kernels addon, or null when it is unavailable (see kernelsAddonUnavailableReason). */
+export function loadKernelsAddon(): KernelsAddon | null;
+/** Why loadKernelsAddon() returned null; null when it loaded. */
+export function kernelsAddonUnavailableReason(): string | null;

@@ -8,6 +8,8 @@
  * Flags: --config FILE, --model FILE, --steps N, --resume, --sample "prompt", --out DIR, --eval-every N,
  * --save-every N, --nproc N (more than 1 needs the launcher, `zeroflow run`).
  */
+// First: native kernels (tfjs backend `zeroflow-cpu`) when built; otherwise one line on stderr and tfjs's cpu.
+import '@zeroflow/backend-native';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,27 +1,37 @@
 #!/usr/bin/env node
-// Builds the zeroflow_shm addon with node-gyp against Node's own headers, offline.
+// Builds the zeroflow_shm and zeroflow_kernels addons with node-gyp against Node's own headers, offline.
 // Never fails the install or the build: when the compiler, the headers or node-gyp are missing (or
 // ZEROFLOW_NO_NATIVE=1), it prints one line, records the reason in build/status.json for the loader
 // (index.cjs) and exits 0, and ZeroFlow falls back to its pure-TS backends.
+// zeroflow_kernels links OpenBLAS when cblas.h and libopenblas are found (see blas.mjs), else it uses its own
+// GEMM kernel; if the kernels fail to compile, zeroflow_shm is still built on its own.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { detectOpenBlas } from './blas.mjs';
 
 const here = join(dirname(fileURLToPath(import.meta.url)), '..');
 const buildDir = join(here, 'build');
 const addon = join(buildDir, 'Release', 'zeroflow_shm.node');
+const kernelsAddon = join(buildDir, 'Release', 'zeroflow_kernels.node');
 const statusFile = join(buildDir, 'status.json');
 const logFile = join(buildDir, 'build.log');
 const force = process.argv.includes('--force');
 
-function finish(ok, reason) {
+// status.json: `ok`/`reason` describe zeroflow_shm (as before); `kernels` describes zeroflow_kernels.
+function finish(ok, reason, kernels = { ok, reason, blas: 'none' }) {
+  // Keep the record of the one apt-get try across builds that stop early (no compiler, up to date).
+  kernels.aptTried ??= previousStatus()?.kernels?.aptTried ?? false;
   mkdirSync(buildDir, { recursive: true });
-  writeFileSync(statusFile, `${JSON.stringify({ ok, reason: reason ?? null, at: new Date().toISOString() })}\n`);
+  const status = { ok, reason: reason ?? null, kernels, at: new Date().toISOString() };
+  writeFileSync(statusFile, `${JSON.stringify(status)}\n`);
+  const kernelsNote =
+    ok && !kernels.ok ? `; kernels not built (${kernels.reason})` : ok ? ` (BLAS: ${kernels.blas})` : '';
   console.log(
     ok
-      ? `[zeroflow/native] ${reason}`
+      ? `[zeroflow/native] ${reason}${kernelsNote}`
       : `[zeroflow/native] native addon not built (${reason}); ZeroFlow will use its pure-TS fallbacks`,
   );
   process.exit(0);
@@ -31,12 +41,31 @@ if (process.env.ZEROFLOW_NO_NATIVE === '1') finish(false, 'ZEROFLOW_NO_NATIVE=1'
 if (process.platform !== 'linux') finish(false, `platform ${process.platform} is not supported (Linux only)`);
 
 // Up to date: skip the ~30 s compile when no source changed since the last successful build.
-function newestSource() {
-  let newest = statSync(join(here, 'binding.gyp')).mtimeMs;
-  for (const f of readdirSync(join(here, 'src'))) newest = Math.max(newest, statSync(join(here, 'src', f)).mtimeMs);
+function newestIn(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestIn(path) : statSync(path).mtimeMs);
+  }
   return newest;
 }
-if (!force && existsSync(addon) && statSync(addon).mtimeMs >= newestSource()) finish(true, 'addon up to date');
+function newestSource() {
+  return Math.max(statSync(join(here, 'binding.gyp')).mtimeMs, newestIn(join(here, 'src')));
+}
+function previousStatus() {
+  try {
+    return JSON.parse(readFileSync(statusFile, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+if (!force && existsSync(addon) && existsSync(kernelsAddon)) {
+  const newest = newestSource();
+  if (statSync(addon).mtimeMs >= newest && statSync(kernelsAddon).mtimeMs >= newest) {
+    const kernels = previousStatus()?.kernels ?? { ok: true, reason: null, blas: 'unknown' };
+    finish(true, 'addons up to date', kernels);
+  }
+}
 
 const cxx = process.env.CXX || 'c++';
 if (spawnSync(cxx, ['--version'], { stdio: 'ignore' }).status !== 0) finish(false, `no C++ compiler (${cxx}) found`);
@@ -67,10 +96,32 @@ const nodedir =
 if (nodedir) args.push(`--nodedir=${nodedir}`);
 
 mkdirSync(buildDir, { recursive: true });
-const r = spawnSync(process.execPath, args, { cwd: here, encoding: 'utf8', env: { ...process.env } });
-writeFileSync(logFile, `${r.stdout ?? ''}\n${r.stderr ?? ''}`);
-if (r.status !== 0 || !existsSync(addon)) {
-  const lines = `${r.stderr ?? ''}\n${r.stdout ?? ''}`.split('\n').filter((l) => /error/i.test(l));
-  finish(false, `node-gyp failed: ${(lines[0] ?? 'see log').trim().slice(0, 200)}; full log: ${logFile}`);
+const logs = [];
+function gyp(env) {
+  const r = spawnSync(process.execPath, args, { cwd: here, encoding: 'utf8', env: { ...process.env, ...env } });
+  logs.push(`### node-gyp with ${JSON.stringify(env)}\n${r.stdout ?? ''}\n${r.stderr ?? ''}`);
+  writeFileSync(logFile, logs.join('\n'));
+  const firstError = `${r.stderr ?? ''}\n${r.stdout ?? ''}`.split('\n').find((l) => /error/i.test(l));
+  return { ok: r.status === 0, error: (firstError ?? 'see log').trim().slice(0, 200) };
 }
-finish(true, `built ${addon}`);
+
+const blas = detectOpenBlas({ buildDir, cxx, log: (line) => console.log(`[zeroflow/native] ${line}`) });
+// 1. both addons (with OpenBLAS when found); 2. both without OpenBLAS; 3. zeroflow_shm alone.
+let kernels;
+let r = gyp(blas.ok ? { ZEROFLOW_BLAS: 'openblas', ZEROFLOW_BLAS_INCLUDE: blas.include } : { ZEROFLOW_BLAS: 'none' });
+if (r.ok && existsSync(kernelsAddon)) {
+  kernels = { ok: true, reason: null, blas: blas.ok ? 'openblas' : 'none', blasNote: blas.ok ? null : blas.reason };
+} else if (blas.ok && (r = gyp({ ZEROFLOW_BLAS: 'none' })).ok && existsSync(kernelsAddon)) {
+  kernels = { ok: true, reason: null, blas: 'none', blasNote: 'linking OpenBLAS failed; see the log' };
+} else {
+  const kernelsError = r.error;
+  r = gyp({ ZEROFLOW_BUILD_KERNELS: '0' });
+  kernels = {
+    ok: false,
+    reason: `node-gyp failed on zeroflow_kernels: ${kernelsError}; full log: ${logFile}`,
+    blas: 'none',
+  };
+}
+kernels.aptTried = blas.aptTried;
+if (!r.ok || !existsSync(addon)) finish(false, `node-gyp failed: ${r.error}; full log: ${logFile}`, kernels);
+finish(true, `built ${addon}${kernels.ok ? ` and ${kernelsAddon}` : ''}`, kernels);

@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-const cli = createRequire(__filename).resolve('@zeroflow/cli/package.json').replace(/package\.json$/, 'dist/bin.cjs');
+const cli = createRequire(__filename)
+  .resolve('@zeroflow/cli/package.json')
+  .replace(/package\.json$/, 'dist/bin.cjs');
 const script = join(__dirname, 'fixtures', 'dp-train.ts');
 
 describe('zeroflow run + the engine', () => {

@@ -4,12 +4,20 @@
  */
 import { CORE_VERSION, didYouMean, ZeroFlowError } from '@zeroflow/core';
 import { type CliIO, type Command, EXIT, processIO, UsageError } from './command.js';
+import { ckptExportCommand } from './commands/ckpt-export.js';
 import { configCheckCommand } from './commands/config-check.js';
+import { estimateCommand } from './commands/estimate.js';
 import { reportCommand } from './commands/report.js';
 import { runCommand } from './commands/run.js';
 
 /** Every subcommand, in the order `zeroflow --help` lists them. */
-export const COMMANDS: readonly Command[] = [runCommand, reportCommand, configCheckCommand];
+export const COMMANDS: readonly Command[] = [
+  runCommand,
+  reportCommand,
+  configCheckCommand,
+  estimateCommand,
+  ckptExportCommand,
+];
 
 export { processIO };
 

@@ -9,7 +9,6 @@ registerCommBackend(tcpBackend);
 
 export { DEFAULT_SEGMENT_BYTES, tcpBackend } from './backend.js';
 export { groupId, TcpProcessGroup } from './group.js';
-export { bf16ToFloat, floatToBf16, floatToFp16, fp16ToFloat } from './half.js';
 
 /**
  * A typed array over a SharedArrayBuffer: collectives on it skip the copy into and out of staging memory.

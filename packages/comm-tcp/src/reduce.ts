@@ -4,7 +4,12 @@
  * back to nearest even at every step (what travels on the wire is 16-bit).
  */
 import type { CommDtype, ReduceOp } from '@zeroflow/core';
-import { bf16ToFloat, FP16_TO_FP32, floatToBf16, floatToFp16 } from './half.js';
+import {
+  bf16ToFp32 as bf16ToFloat,
+  fp32ToBf16 as floatToBf16,
+  fp32ToFp16 as floatToFp16,
+  fp16ToFp32,
+} from '@zeroflow/core';
 
 /** `dst = dst (op) src`, elementwise, over byte views of equal length. */
 export type Reducer = (dst: Uint8Array, src: Uint8Array) => void;
@@ -86,7 +91,7 @@ function reduce16(op: ReduceOp, widen: (h: number) => number, narrow: (v: number
   };
 }
 
-const fp16Widen = (h: number) => FP16_TO_FP32[h];
+const fp16Widen = fp16ToFp32;
 
 /** The reducer for a dtype and op (`avg` reduces as `sum`; {@link divideInPlace} finishes it). */
 export function reducerFor(dtype: CommDtype, op: ReduceOp): Reducer {
@@ -118,7 +123,7 @@ export function divideInPlace(dtype: CommDtype, view: Uint8Array, n: number): vo
     }
     case 'float16': {
       const x = u16View(view);
-      for (let i = 0; i < x.length; i++) x[i] = floatToFp16(Math.fround(FP16_TO_FP32[x[i]] / n));
+      for (let i = 0; i < x.length; i++) x[i] = floatToFp16(Math.fround(fp16ToFp32(x[i]) / n));
       return;
     }
     case 'bfloat16': {

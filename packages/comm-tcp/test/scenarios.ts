@@ -3,8 +3,14 @@
  * exact in every dtype and the expected result is known without caring about the reduction order.
  */
 import { createHash } from 'node:crypto';
-import type { CommBuffer, CommDtype, ProcessGroup, ReduceOp } from '@zeroflow/core';
-import { floatToBf16, floatToFp16 } from '../src/half.js';
+import {
+  type CommBuffer,
+  type CommDtype,
+  fp32ToBf16 as floatToBf16,
+  fp32ToFp16 as floatToFp16,
+  type ProcessGroup,
+  type ReduceOp,
+} from '@zeroflow/core';
 
 type Report = (r: unknown) => void;
 type Scenario = (world: ProcessGroup, report: Report) => Promise<void>;

@@ -6,6 +6,7 @@ export * from './errors.js';
 export * from './io/index.js';
 export * from './monitor/index.js';
 export * from './nn/index.js';
+export * from './numeric/half.js';
 export * from './optim/index.js';
 export type * from './plugin.js';
 export { tf } from './tf.js';

@@ -63,8 +63,11 @@ export interface GradientOwner {
   beforeBackward?(info: { boundary: boolean }): void;
   /** Synchronous, in forward: one gradient of `param` will arrive in this backward (tied weights: several). */
   onUse?(param: Parameter): void;
-  /** Synchronous, inside backward: accumulate (or start reducing) `grad`, already multiplied by gradScale. */
-  onGrad(param: Parameter, grad: tf.Tensor): void;
+  /**
+   * Synchronous, inside backward: accumulate (or start reducing) `grad`, already multiplied by gradScale and,
+   * under mixed precision, already rounded to 16 bits. `grad` is only valid during the call (copy it).
+   */
+  onGrad(param: Parameter, grad: Float32Array): void;
   /** Synchronous, after the backward of one micro-batch completes. */
   afterBackward?(): void;
   /**
@@ -82,6 +85,15 @@ export interface GradientOwner {
   dispose?(): void;
 }
 
+/**
+ * The `amp` service (offered by `@zeroflow/amp` under the capability `amp`): the engine rounds every
+ * gradient with it before the owner sees it, as DeepSpeed's fp16/bf16 backward yields 16-bit gradients.
+ */
+export interface MixedPrecisionService {
+  readonly gradDtype: 'fp16' | 'bf16';
+  roundGradInPlace(buf: Float32Array): void;
+}
+
 /** A plugin's checkpoint share: flat named fp32 tensors plus JSON-able metadata. */
 export interface OwnerState {
   tensors: Record<string, { shape: number[]; data: Float32Array }>;
@@ -93,6 +105,8 @@ export interface PluginContext {
   readonly config: ResolvedConfig;
   readonly model: Module;
   readonly parameters: readonly NamedParameter[];
+  /** Parameter names of each optimizer param group (matching `optimizer.paramGroups`), in model order. */
+  readonly paramGroups: readonly { names: string[] }[];
   readonly world: WorldInfo;
   readonly optimizer: FlatOptimizer;
   /** Another plugin's service for a capability it provides (e.g. the `comm` ProcessGroup). */

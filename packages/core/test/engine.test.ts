@@ -114,10 +114,29 @@ describe('engine', () => {
       }),
     ).rejects.toThrow(PluginError);
     await expect(
-      initialize({ model: new Mlp(), config: { ...base, zero_optimization: { stage: 2 } } }),
-    ).rejects.toThrow(/@zeroflow\/zero-stage2/);
+      initialize({ model: new Mlp(), config: { ...base, zero_optimization: { stage: 3 } } }),
+    ).rejects.toThrow(/@zeroflow\/zero-stage3/);
     await expect(initialize({ model: new Mlp(), config: { ...base, gradient_clippin: 1 } })).rejects.toThrow(
       ConfigError,
     );
   });
+});
+
+describe('engine optimizers from config', () => {
+  for (const type of ['Adam', 'AdamW', 'SGD', 'Lamb']) {
+    it(`${type} from the config section trains`, async () => {
+      const model = new Mlp();
+      const engine = await initialize({
+        model,
+        config: { train_micro_batch_size_per_gpu: 8, optimizer: { type, params: { lr: 0.01 } } },
+      });
+      const b = batch(0, 8);
+      const l0 = engine.evaluate(() => model.loss(b.x, b.y));
+      for (let i = 0; i < 5; i++) {
+        engine.backward(() => model.loss(b.x, b.y));
+        await engine.step();
+      }
+      expect(engine.evaluate(() => model.loss(b.x, b.y))).toBeLessThan(l0);
+    });
+  }
 });

@@ -1,8 +1,8 @@
 import {
   allGatherContiguous,
   bindParametersToBuffer,
-  chunkPerRank,
   checkZeroStageConfig,
+  chunkPerRank,
   contiguousShardView,
   dataParallelGroup,
   type FlatGroup,
@@ -20,14 +20,13 @@ import {
   reduceScatterContiguous,
   StagingBuffers,
   type StepOutcome,
-  sharedFloat32,
   shardedStateDict,
   shardSegments,
+  sharedFloat32,
   sumOfSquares,
   type tf,
   ZeroFlowError,
   type ZeroStageSettings,
-  zeroParamGroups,
 } from '@zeroflow/core';
 
 /** The npm name of this plugin (errors name it). */
@@ -63,7 +62,7 @@ export class Stage1Owner implements GradientOwner {
     const dp = ctx.world.dataParallelSize;
     this.comm = dataParallelGroup(ctx.service<ProcessGroup>('comm'), dp, PACKAGE_NAME);
     const rank = this.comm?.rank ?? 0;
-    this.groups = layoutFlatGroups(ctx.parameters, zeroParamGroups(ctx.parameters, ctx.config, optimizer), dp);
+    this.groups = layoutFlatGroups(ctx.parameters, ctx.paramGroups, dp);
     this.params = this.groups.map((g) => sharedFloat32(g.paddedSize));
     this.grads = this.groups.map((g) => sharedFloat32(g.paddedSize));
     this.groups.forEach((g, i) => {
@@ -82,10 +81,9 @@ export class Stage1Owner implements GradientOwner {
     if (this.comm) for (const p of this.params) await this.comm.broadcast(p, 0).promise;
   }
 
-  onGrad(param: Parameter, grad: tf.Tensor): void {
+  onGrad(param: Parameter, g: Float32Array): void {
     const w = this.where.get(param);
     if (!w) throw new ZeroFlowError(`gradient for unknown parameter "${param.name}"`);
-    const g = grad.dataSync() as Float32Array;
     const dst = this.grads[w.group];
     for (let i = 0, o = w.offset; i < w.size; i++, o++) dst[o] += g[i];
     this.seen.add(param);

@@ -15,9 +15,11 @@ export function createPlugin(): ZeroFlowPlugin {
   return {
     name: PACKAGE_NAME,
     version: VERSION,
-    coreVersion: "^0.1.0",
+    coreVersion: '^0.1.0',
     // `comm` is needed only when data_parallel_size > 1; the owner checks it and names the fix.
     provides: ['optimizer-step'],
+    // After the comm plugin (a normal plugin) has set up and offered its ProcessGroup.
+    enforce: 'post',
     createGradientOwner: (ctx, optimizer) => new Stage2Owner(ctx, optimizer),
   };
 }

@@ -19,14 +19,13 @@ import {
   type ProcessGroup,
   partitionByUnits,
   type StepOutcome,
-  sharedFloat32,
   shardedStateDict,
   shardSegments,
+  sharedFloat32,
   sumOfSquares,
   type tf,
   ZeroFlowError,
   type ZeroStageSettings,
-  zeroParamGroups,
 } from '@zeroflow/core';
 
 /** The npm name of this plugin (errors name it). */
@@ -65,7 +64,7 @@ export class Stage2Owner implements GradientOwner {
     const dp = ctx.world.dataParallelSize;
     this.comm = dataParallelGroup(ctx.service<ProcessGroup>('comm'), dp, PACKAGE_NAME);
     const rank = this.comm?.rank ?? 0;
-    const groups = layoutFlatGroups(ctx.parameters, zeroParamGroups(ctx.parameters, ctx.config, optimizer), dp);
+    const groups = layoutFlatGroups(ctx.parameters, ctx.paramGroups, dp);
     this.params = groups.map((g) => sharedFloat32(g.paddedSize));
     groups.forEach((g, i) => bindParametersToBuffer(g, this.params[i]));
     this.partitions = groups.map((g) => partitionByUnits(g, dp, rank, this.settings.reduceBucketSize));
@@ -74,6 +73,7 @@ export class Stage2Owner implements GradientOwner {
       reduceScatter: this.settings.reduceScatter,
       overlap: this.settings.overlapComm,
       maxInFlight: MAX_BUCKETS_IN_FLIGHT,
+      modelOrder: ctx.parameters.map((p) => p.param),
     });
   }
 
@@ -90,8 +90,8 @@ export class Stage2Owner implements GradientOwner {
     this.reducer.onUse(param);
   }
 
-  onGrad(param: Parameter, grad: tf.Tensor): void {
-    this.reducer.onGrad(param, grad.dataSync() as Float32Array);
+  onGrad(param: Parameter, grad: Float32Array): void {
+    this.reducer.onGrad(param, grad);
   }
 
   afterBackward(): void {
@@ -131,7 +131,11 @@ export class Stage2Owner implements GradientOwner {
       return copy;
     });
     this.optimizer.step(
-      this.partitions.map((p, i) => ({ params: shardParams[i], grads: this.shardGrads[i], segments: shardSegments(p) })),
+      this.partitions.map((p, i) => ({
+        params: shardParams[i],
+        grads: this.shardGrads[i],
+        segments: shardSegments(p),
+      })),
     );
     const comm = this.comm;
     if (comm) {

@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import { CheckpointError } from '../errors.js';
 import { readSafetensorsFile, type SafetensorsTensor, writeSafetensors } from '../io/safetensors.js';
 import type { OwnerState } from '../plugin.js';
+import type { PartitionMeta } from '../zero/partition.js';
+import { replicatedLayout, reshardOwnerState, type TargetLayout } from '../zero/reshard.js';
 import { sha256File, writeFileAtomic, writeTextAtomic } from './atomic-files.js';
 import type { Engine } from './engine.js';
 
@@ -27,6 +29,8 @@ export interface ManifestFile {
 export interface CheckpointManifest {
   format: number;
   tag: string;
+  /** Saved without optimizer, scheduler and plugin state. */
+  weightsOnly?: boolean;
   createdAt: string;
   world: {
     worldSize: number;
@@ -72,12 +76,18 @@ function writeData(
   };
 }
 
+/** Options of `saveCheckpoint`. */
+export interface SaveCheckpointOptions {
+  /** Default `global_step<N>`. */
+  tag?: string;
+  /** Anything JSON-able to get back from `loadCheckpoint` (e.g. the data loader position). */
+  clientState?: unknown;
+  /** Weights only: no optimizer, scheduler or plugin state (smaller; resumes need a fresh optimizer). */
+  weightsOnly?: boolean;
+}
+
 /** Saves a checkpoint under `<dir>/<tag>` and points `<dir>/latest` at it. Returns the tag. */
-export async function saveCheckpoint(
-  engine: Engine,
-  dir: string,
-  opts: { tag?: string; clientState?: unknown } = {},
-): Promise<string> {
+export async function saveCheckpoint(engine: Engine, dir: string, opts: SaveCheckpointOptions = {}): Promise<string> {
   const tag = opts.tag ?? `global_step${engine.globalSteps}`;
   if (!/^[\w.-]+$/.test(tag))
     throw new CheckpointError(`checkpoint tag "${tag}" may only contain letters, digits, '_', '-' and '.'`);
@@ -94,9 +104,9 @@ export async function saveCheckpoint(
       if (param.tensor) model[name] = { shape: param.shape, data: param.values() };
     files.push(writeData(tagDir, 'model.safetensors', 0, 'model', model));
   }
-  const owner: OwnerState = await engine.gradientOwner.stateDict();
+  const owner: OwnerState = opts.weightsOnly ? { tensors: {}, meta: {} } : await engine.gradientOwner.stateDict();
   // Replicated state (stage 0) is written once, by rank 0; partitioned state by every rank.
-  if (rank === 0 || !owner.meta.replicated) {
+  if (!opts.weightsOnly && (rank === 0 || !owner.meta.replicated)) {
     files.push(writeData(tagDir, `owner_rank${rank}.safetensors`, rank, 'owner', owner.tensors));
   }
   const comm = engine.comm;
@@ -114,10 +124,12 @@ export async function saveCheckpoint(
     }
   }
   const plugins: CheckpointManifest['plugins'] = {};
-  for (const h of engine.pluginHooks) if (h.hooks.stateDict) plugins[h.name] = h.hooks.stateDict();
+  if (!opts.weightsOnly)
+    for (const h of engine.pluginHooks) if (h.hooks.stateDict) plugins[h.name] = h.hooks.stateDict();
   const manifest: CheckpointManifest = {
     format: CHECKPOINT_FORMAT,
     tag,
+    weightsOnly: opts.weightsOnly === true,
     createdAt: new Date().toISOString(),
     world: {
       worldSize: engine.world.worldSize,
@@ -134,7 +146,7 @@ export async function saveCheckpoint(
     },
     config: engine.config,
     rng: engine.rng.getState(),
-    scheduler: engine.lrScheduler?.stateDict() ?? null,
+    scheduler: opts.weightsOnly ? null : (engine.lrScheduler?.stateDict() ?? null),
     owner: owner.meta,
     plugins,
     clientState: opts.clientState ?? null,
@@ -198,6 +210,11 @@ export async function loadCheckpoint(
   opts: { tag?: string; loadOptimizerStates?: boolean } = {},
 ): Promise<unknown> {
   const m = readManifest(dir, opts.tag);
+  if (m.weightsOnly && opts.loadOptimizerStates !== false) {
+    throw new CheckpointError(
+      `checkpoint "${m.tag}" was saved with weightsOnly: it has no optimizer state; load it with { loadOptimizerStates: false }`,
+    );
+  }
   const tagDir = path.join(dir, m.tag);
   const modelFile = m.files.find((f) => f.kind === 'model');
   if (!modelFile) throw new CheckpointError(`checkpoint "${m.tag}" has no model weights file`);
@@ -213,21 +230,31 @@ export async function loadCheckpoint(
   }
   if (opts.loadOptimizerStates !== false) {
     const stage = engine.config.zero_optimization?.stage ?? 0;
-    // Stage-0 state is replicated: rank 0's copy loads at any data-parallel size.
-    const replicated = m.owner.replicated === true && stage === 0 && m.world.zeroStage === 0;
-    if (!replicated && (m.world.dataParallelSize !== engine.world.dataParallelSize || m.world.zeroStage !== stage)) {
-      throw new CheckpointError(
-        `checkpoint "${m.tag}" was saved at data-parallel size ${m.world.dataParallelSize}, ZeRO stage ${m.world.zeroStage}; loading it at size ${engine.world.dataParallelSize}, stage ${stage} needs resharding, which the ZeRO plugins' loader provides`,
-      );
+    const sizes = new Map(engine.parameters.map((p) => [p.name, p.param.size]));
+    const replicated = replicatedLayout(engine.paramGroups, sizes);
+    const target: TargetLayout =
+      stage === 0
+        ? { zeroStage: 0, partitions: replicated, dpRank: 0 }
+        : {
+            zeroStage: stage,
+            partitions: (await engine.gradientOwner.stateDict()).meta.partitions as PartitionMeta[],
+            dpRank: engine.world.dataParallelRank,
+          };
+    const saved = (m.owner.partitions as PartitionMeta[] | undefined) ?? replicated;
+    const sameLayout = m.world.zeroStage === stage && JSON.stringify(saved) === JSON.stringify(target.partitions);
+    let state: OwnerState;
+    if (sameLayout) {
+      // stage-0 state is complete in rank 0's file
+      const ownerRank = m.owner.replicated === true ? 0 : engine.world.rank;
+      const ownerFile = m.files.find((f) => f.kind === 'owner' && f.rank === ownerRank);
+      if (!ownerFile)
+        throw new CheckpointError(`checkpoint "${m.tag}" has no optimizer state for rank ${engine.world.rank}`);
+      state = { tensors: loadTensors(path.join(tagDir, ownerFile.file)), meta: m.owner };
+    } else {
+      // another world size or stage: assemble the full state from every rank's shard, slice this rank's part
+      state = reshardOwnerState(m, tagDir, target, replicated);
     }
-    const ownerRank = replicated ? 0 : engine.world.rank;
-    const ownerFile = m.files.find((f) => f.kind === 'owner' && f.rank === ownerRank);
-    if (!ownerFile)
-      throw new CheckpointError(`checkpoint "${m.tag}" has no optimizer state for rank ${engine.world.rank}`);
-    await engine.gradientOwner.loadStateDict({
-      tensors: loadTensors(path.join(tagDir, ownerFile.file)),
-      meta: m.owner,
-    });
+    await engine.gradientOwner.loadStateDict(state);
     if (m.scheduler && engine.lrScheduler) engine.lrScheduler.loadStateDict(m.scheduler);
     for (const h of engine.pluginHooks) {
       const s = m.plugins[h.name];

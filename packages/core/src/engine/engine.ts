@@ -18,6 +18,7 @@ import type {
   Capability,
   GradientOwner,
   InitializeOptions,
+  MixedPrecisionService,
   NamedParameter,
   PluginContext,
   PluginHooks,
@@ -26,9 +27,9 @@ import type {
   ZeroFlowPlugin,
 } from '../plugin.js';
 import { tf } from '../tf.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, type SaveCheckpointOptions, saveCheckpoint } from './checkpoint.js';
 import { EngineMonitor } from './engine-monitor.js';
-import { loadCommPlugin, loadPluginPackage, orderAndValidatePlugins } from './plugin-registry.js';
+import { loadCommPlugin, loadNativeBackend, loadPluginPackage, orderAndValidatePlugins } from './plugin-registry.js';
 import { stage0Plugin } from './stage0-owner.js';
 import { resolveWorld } from './world.js';
 
@@ -54,6 +55,7 @@ export class Engine {
   private owner!: GradientOwner;
   private readonly hooks: { name: string; hooks: PluginHooks }[] = [];
   private lossSinceBoundary = 0;
+  private gradScratch = new Float32Array(0);
   private readonly monitor: EngineMonitor;
 
   private constructor(
@@ -64,6 +66,8 @@ export class Engine {
     readonly lrScheduler: LRScheduler | null,
     readonly plugins: readonly ZeroFlowPlugin[],
     readonly parameters: readonly NamedParameter[],
+    /** Parameter names of each optimizer param group, in model order. */
+    readonly paramGroups: readonly { names: string[] }[],
   ) {
     this.rng = new Generator((config.seed ?? 42) + world.rank);
     this.monitor = new EngineMonitor(config, world);
@@ -87,6 +91,8 @@ export class Engine {
   /** Sets up everything `initialize` documents. */
   static async create(opts: InitializeOptions): Promise<Engine> {
     const world = resolveWorld(opts.world);
+    // Before any flat buffer is bound, so that parameters live on the native backend from the start.
+    await loadNativeBackend();
     const raw = loadConfigInput(opts.config);
     const plugins = [...(opts.plugins ?? [])];
     for (const need of requiredPluginPackages(raw)) {
@@ -96,8 +102,7 @@ export class Engine {
     if (world.worldSize > 1 && !plugins.some((p) => p.provides?.includes('comm')))
       plugins.push(await loadCommPlugin(world));
     const named = opts.model.namedParameters().map(([name, param]) => ({ name, param }));
-    const paramGroups = () => groupsFor(named, config, opts.optimizer);
-    if (!plugins.some((p) => p.provides?.includes('optimizer-step'))) plugins.push(stage0Plugin(paramGroups));
+    if (!plugins.some((p) => p.provides?.includes('optimizer-step'))) plugins.push(stage0Plugin());
     const ordered = orderAndValidatePlugins(plugins);
     const pluginSections = ordered.flatMap((p) => (p.configSection ? [{ ...p.configSection, owner: p.name }] : []));
     const config = resolveConfig(raw, {
@@ -112,23 +117,31 @@ export class Engine {
         ? opts.lrScheduler(optimizer)
         : (opts.lrScheduler ??
           (config.scheduler ? createScheduler(config.scheduler.type, config.scheduler.params ?? {}, optimizer) : null));
-    const engine = new Engine(opts.model, config, world, optimizer, scheduler, ordered, named);
+    const engine = new Engine(
+      opts.model,
+      config,
+      world,
+      optimizer,
+      scheduler,
+      ordered,
+      named,
+      groupsFor(named, config, optimizer),
+    );
     // DeepSpeed enables activation checkpointing from model code; a config that has the section asks for it.
     const ckptModel = opts.model as Module & { setActivationCheckpointing?: (on: boolean) => unknown };
     if (raw.activation_checkpointing !== undefined && ckptModel.setActivationCheckpointing)
       ckptModel.setActivationCheckpointing(true);
     const owner = ordered.find((p) => p.provides?.includes('optimizer-step'))!;
     for (const p of ordered) {
-      const ctx = engine.contextFor(p);
-      await p.setup?.(ctx);
-      if (p === owner) {
-        if (!p.createGradientOwner)
-          throw new ZeroFlowError(`plugin "${p.name}" provides optimizer-step but has no createGradientOwner`);
-        engine.owner = p.createGradientOwner(ctx, optimizer);
-        await engine.owner.init?.();
-      }
+      await p.setup?.(engine.contextFor(p));
       if (p.hooks) engine.hooks.push({ name: p.name, hooks: p.hooks });
     }
+    // The owner is created after every setup, so that the services it needs (comm, amp) exist whatever the order.
+    if (!owner.createGradientOwner) {
+      throw new ZeroFlowError(`plugin "${owner.name}" provides optimizer-step but has no createGradientOwner`);
+    }
+    engine.owner = owner.createGradientOwner(engine.contextFor(owner), optimizer);
+    await engine.owner.init?.();
     return engine;
   }
 
@@ -142,6 +155,7 @@ export class Engine {
       config: this.config,
       model: this.model,
       parameters: this.parameters,
+      paramGroups: this.paramGroups,
       world: this.world,
       optimizer: this.optimizer,
       service: <T>(cap: Capability) => this.services.get(cap) as T | undefined,
@@ -179,8 +193,19 @@ export class Engine {
     this.owner.beforeBackward?.({ boundary: (this.microSteps + 1) % this.gradientAccumulationSteps === 0 });
     const owner = this.owner;
     const onUse = owner.onUse ? (p: Parameter) => owner.onUse!(p) : undefined;
+    const amp = this.services.get('amp') as MixedPrecisionService | undefined;
+    const onGrad = (p: Parameter, grad: tf.Tensor) => {
+      const g = grad.dataSync() as Float32Array;
+      if (!amp) return owner.onGrad(p, g);
+      // round a copy: tfjs owns g
+      if (this.gradScratch.length < g.length) this.gradScratch = new Float32Array(g.length);
+      const r = this.gradScratch.subarray(0, g.length);
+      r.set(g);
+      amp.roundGradInPlace(r);
+      owner.onGrad(p, r);
+    };
     const { loss } = this.monitor.time('forward_backward', () =>
-      backwardWithHooks(lossFn, (p, g) => owner.onGrad(p, g), { gradScale, access: this.access, rng: this.rng, onUse }),
+      backwardWithHooks(lossFn, onGrad, { gradScale, access: this.access, rng: this.rng, onUse }),
     );
     this.owner.afterBackward?.();
     for (const h of this.hooks) h.hooks.afterBackward?.({ ...info, loss });
@@ -284,7 +309,7 @@ export class Engine {
   }
 
   /** Saves a checkpoint (DESIGN.md section 8) under `<dir>/<tag>`; see `saveCheckpoint`. Returns the tag. */
-  saveCheckpoint(dir: string, opts: { tag?: string; clientState?: unknown } = {}): Promise<string> {
+  saveCheckpoint(dir: string, opts: SaveCheckpointOptions = {}): Promise<string> {
     return saveCheckpoint(this, dir, opts);
   }
 

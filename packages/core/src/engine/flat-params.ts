@@ -33,7 +33,7 @@ export interface FlatGroup {
  */
 export function layoutFlatGroups(
   params: readonly NamedParameter[],
-  groups: { names: string[] }[],
+  groups: readonly { names: string[] }[],
   alignTo = 1,
 ): FlatGroup[] {
   const byName = new Map(params.map((p) => [p.name, p.param]));

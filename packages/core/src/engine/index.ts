@@ -1,5 +1,11 @@
 export { sha256File, writeFileAtomic, writeTextAtomic } from './atomic-files.js';
-export { CHECKPOINT_FORMAT, type CheckpointManifest, type ManifestFile, readManifest } from './checkpoint.js';
+export {
+  CHECKPOINT_FORMAT,
+  type CheckpointManifest,
+  type ManifestFile,
+  readManifest,
+  type SaveCheckpointOptions,
+} from './checkpoint.js';
 export { Engine, initialize } from './engine.js';
 export {
   bindParametersToBuffer,

@@ -173,3 +173,20 @@ export async function loadCommPlugin(world: { worldSize: number; localWorldSize:
   }
   return loadPluginPackage('@zeroflow/comm-tcp', reason);
 }
+
+/**
+ * Activates `@zeroflow/backend-native` (native kernels as the tfjs backend `zeroflow-cpu`) when the
+ * application has it installed, unless ZEROFLOW_NO_NATIVE=1. The package reports once, itself, when its
+ * addon could not be built; without the package, tfjs's cpu backend is used.
+ */
+export async function loadNativeBackend(): Promise<boolean> {
+  if (process.env.ZEROFLOW_NO_NATIVE === '1') return false;
+  try {
+    await importFromApp('@zeroflow/backend-native');
+    return true;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return false;
+    throw e;
+  }
+}

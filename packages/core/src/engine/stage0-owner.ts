@@ -3,7 +3,6 @@ import { ZeroFlowError } from '../errors.js';
 import type { Parameter } from '../nn/parameter.js';
 import type { FlatOptimizer } from '../optim/types.js';
 import type { GradientOwner, OwnerState, PluginContext, StepOutcome, ZeroFlowPlugin } from '../plugin.js';
-import type { tf } from '../tf.js';
 import { CORE_VERSION } from '../version.js';
 import { bindParametersToBuffer, type FlatGroup, layoutFlatGroups, segmentsOf, sumOfSquares } from './flat-params.js';
 import { allReduceRange, GradientBuckets } from './grad-buckets.js';
@@ -31,7 +30,7 @@ export class Stage0Owner implements GradientOwner {
   constructor(
     private readonly ctx: PluginContext,
     private readonly optimizer: FlatOptimizer,
-    groupNames: { names: string[] }[],
+    groupNames: readonly { names: string[] }[],
   ) {
     this.groups = layoutFlatGroups(ctx.parameters, groupNames);
     this.params = this.groups.map((g) => sharedFloat32(g.paddedSize));
@@ -67,10 +66,9 @@ export class Stage0Owner implements GradientOwner {
     this.buckets?.onUse(param);
   }
 
-  onGrad(param: Parameter, grad: tf.Tensor): void {
+  onGrad(param: Parameter, g: Float32Array): void {
     const w = this.where.get(param);
     if (!w) throw new ZeroFlowError(`gradient for unknown parameter "${param.name}"`);
-    const g = grad.dataSync() as Float32Array;
     const dst = this.grads[w.group];
     for (let i = 0, o = w.offset; i < w.size; i++, o++) dst[o] += g[i];
     this.buckets?.onGrad(param);
@@ -116,7 +114,9 @@ export class Stage0Owner implements GradientOwner {
       for (const [k, v] of Object.entries(g.buffers))
         tensors[`optimizer.group${i}.${k}`] = { shape: [v.length], data: v };
     });
+    // Stage 0 state is the same on every rank: rank 0's copy serves any world size and stage.
     const meta = {
+      replicated: true,
       type: sd.type,
       groups: sd.groups.map((g) => ({ options: g.options, step: g.step, buffers: Object.keys(g.buffers) })),
     };
@@ -154,12 +154,12 @@ export class Stage0Owner implements GradientOwner {
 }
 
 /** Core's built-in owner of gradient reduction and the optimizer step when no ZeRO stage is configured. */
-export function stage0Plugin(groupNames: () => { names: string[] }[]): ZeroFlowPlugin {
+export function stage0Plugin(): ZeroFlowPlugin {
   return {
     name: '@zeroflow/core:stage0',
     version: CORE_VERSION,
     coreVersion: `^${CORE_VERSION}`,
     provides: ['optimizer-step'],
-    createGradientOwner: (ctx, optimizer) => new Stage0Owner(ctx, optimizer, groupNames()),
+    createGradientOwner: (ctx, optimizer) => new Stage0Owner(ctx, optimizer, ctx.paramGroups),
   };
 }

@@ -29,6 +29,7 @@ const LAMB_KEYS = [
   'eps_inside_sqrt',
   'max_coeff',
   'min_coeff',
+  'amsgrad',
 ];
 const SGD_KEYS = ['lr', 'momentum', 'dampening', 'weight_decay', 'nesterov', 'maximize'];
 /** torch.optim.AdamW's default weight decay, used only with `torch_adam: true`. */
@@ -79,6 +80,7 @@ function readLamb(params: Record<string, unknown>, groups: Partial<ParamGroupOpt
     eps_inside_sqrt: r.boolean('eps_inside_sqrt', false),
   };
   if (options.min_coeff > options.max_coeff) r.fail('min_coeff', options.min_coeff, 'must be <= max_coeff');
+  if (r.boolean('amsgrad', false)) r.fail('amsgrad', true, 'AMSGrad is not supported (neither is it by FusedLamb)');
   r.throwIfInvalid();
   return new Lamb(groups, options);
 }

@@ -40,6 +40,11 @@ export interface BucketReducerOptions {
   overlap: boolean;
   /** Most launched, unfinished reductions at once. */
   maxInFlight: number;
+  /**
+   * Parameters in model (forward) order, which fixes the launch order; default: the groups' order, which
+   * interleaves badly with backward when param groups split layers (decayed / not decayed).
+   */
+  modelOrder?: readonly Parameter[];
 }
 
 /** Reduces full per-parameter gradients into per-rank gradient shards, bucket by bucket. */
@@ -69,7 +74,8 @@ export class BucketReducer {
   ) {
     const modelIndex = new Map<Parameter, number>();
     let idx = 0;
-    for (const p of partitions) for (const e of p.group.entries) modelIndex.set(e.param, idx++);
+    for (const p of opts.modelOrder ?? partitions.flatMap((q) => q.group.entries.map((e) => e.param)))
+      modelIndex.set(p, idx++);
     const firstIndex: number[] = [];
     partitions.forEach((p, g) => {
       p.units.forEach((u, k) => {
@@ -81,7 +87,8 @@ export class BucketReducer {
           length: u.length,
           members: members.map((e) => e.param),
         });
-        firstIndex.push(members.length ? modelIndex.get(members[0].param)! : Number.MAX_SAFE_INTEGER);
+        const first = Math.min(...members.map((e) => modelIndex.get(e.param) ?? Number.MAX_SAFE_INTEGER));
+        firstIndex.push(members.length ? first : Number.MAX_SAFE_INTEGER);
       });
     });
     // backward produces the last parameters first: launch buckets in descending order of their first member

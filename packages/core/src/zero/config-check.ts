@@ -72,28 +72,3 @@ export function checkZeroStageConfig(
     ignoreUnusedParameters: z.ignore_unused_parameters,
   };
 }
-
-/**
- * The parameter names of each optimizer param group, as the engine lays them out for its own optimizer:
- * one group when the optimizer has one, else decayed then non-decayed (`buildParamGroups`).
- */
-export function zeroParamGroups(
-  parameters: readonly NamedParameter[],
-  config: ResolvedConfig,
-  optimizer: FlatOptimizer,
-): { names: string[] }[] {
-  const trainable = parameters.filter((p) => p.param.requiresGrad);
-  if (optimizer.paramGroups.length === 1) return [{ names: trainable.map((p) => p.name) }];
-  const groups = buildParamGroups(
-    trainable.map((p) => ({ name: p.name, shape: p.param.shape })),
-    { weightDecay: Number(config.optimizer?.params?.weight_decay ?? 0) },
-  );
-  if (groups.length !== optimizer.paramGroups.length) {
-    throw new ConfigError({
-      path: 'optimizer',
-      value: optimizer.type,
-      rule: `has ${optimizer.paramGroups.length} param groups; ZeRO lays out 1 (all parameters) or 2 (decayed, then not decayed)`,
-    });
-  }
-  return groups;
-}

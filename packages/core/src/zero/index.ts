@@ -10,7 +10,7 @@ export {
   StagingBuffers,
   sharedFloat32,
 } from './collectives.js';
-export { checkZeroStageConfig, type ZeroStageSettings, zeroParamGroups } from './config-check.js';
+export { checkZeroStageConfig, type ZeroStageSettings } from './config-check.js';
 export {
   contiguousShardView,
   type GroupPartition,
@@ -26,4 +26,14 @@ export {
   type ShardRange,
   shardSegments,
 } from './partition.js';
+export {
+  assembleFullOptimizerState,
+  type FullOptimizerGroup,
+  type FullOptimizerState,
+  replicatedLayout,
+  reshardOwnerState,
+  savedLayout,
+  sliceOptimizerState,
+  type TargetLayout,
+} from './reshard.js';
 export { loadShardedStateDict, type ShardedOwnerMeta, shardedStateDict } from './sharded-state.js';

@@ -1,0 +1,127 @@
+// Dispatch and threading of the pointwise kernels (pointwise.h). The loops live in pointwise_impl.inc,
+// compiled three times (portable, AVX2, AVX-512) and picked once at load time. Work is cut into chunks at
+// fixed element (or row) boundaries that do not depend on the pool size, so results never depend on the
+// thread count; small inputs run on the calling thread (waking the pool costs more than they take).
+#include "pointwise.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "thread_pool.h"
+
+namespace zf {
+
+namespace generic {
+#include "pointwise_impl.inc"
+}  // namespace generic
+
+#if defined(__x86_64__) || defined(__i386__)
+#define ZF_POINTWISE_X86 1
+namespace avx2 {
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include "pointwise_impl.inc"
+#pragma GCC pop_options
+}  // namespace avx2
+
+namespace avx512 {
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512vl,avx2,fma")
+#include "pointwise_impl.inc"
+#pragma GCC pop_options
+}  // namespace avx512
+#endif
+
+namespace {
+
+struct Impl {
+  void (*exp_range)(const float*, float*, int64_t, int64_t);
+  void (*binary_range)(int, bool, const float*, const float*, float*, int64_t, int64_t, int64_t, int64_t);
+  void (*softmax_rows)(const float*, float*, int64_t, int64_t, int64_t);
+  void (*adam_range)(const AdamArgs&, int64_t, int64_t);
+  void (*sgd_range)(const SgdArgs&, int64_t, int64_t);
+  const char* isa;
+};
+
+#define ZF_IMPL(ns, name) \
+  Impl { ns::exp_range, ns::binary_range, ns::softmax_rows, ns::adam_range, ns::sgd_range, name }
+
+Impl pick() {
+  // ZEROFLOW_POINTWISE_ISA=avx2|generic caps the choice (tests compare the paths bit for bit).
+  const char* cap = std::getenv("ZEROFLOW_POINTWISE_ISA");
+  const bool allow512 = !cap || std::strcmp(cap, "avx512") == 0;
+  const bool allow2 = allow512 || (cap && std::strcmp(cap, "avx2") == 0);
+#ifdef ZF_POINTWISE_X86
+  __builtin_cpu_init();
+  if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl")) {
+    return ZF_IMPL(avx512, "avx512");
+  }
+  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ZF_IMPL(avx2, "avx2");
+#endif
+  return ZF_IMPL(generic, "generic");
+}
+
+const Impl& impl() {
+  static const Impl chosen = pick();
+  return chosen;
+}
+
+// Elements per chunk: big enough that a pool task outweighs its wake-up, a multiple of 16 floats (64 bytes)
+// so chunks never share a cache line of output.
+constexpr int64_t kChunk = 32768;
+
+// Runs body(begin, end) over [0, n) in chunks of `chunk` (on the pool when there is more than one).
+template <typename Body>
+void for_chunks(int64_t n, int64_t chunk, const Body& body) {
+  if (n <= 0) return;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  if (chunks == 1) {
+    body(int64_t{0}, n);
+    return;
+  }
+  global_pool().run(chunks, [&](int64_t c) { body(c * chunk, std::min(n, (c + 1) * chunk)); });
+}
+
+}  // namespace
+
+void binary_f32(BinaryOp op, const float* a, const float* b, float* out, int64_t n, int64_t b_mid, int64_t b_inner,
+                bool swap) {
+  if (b_mid < 1) b_mid = 1;
+  if (b_inner < 1) b_inner = 1;
+  const auto fn = impl().binary_range;
+  for_chunks(n, kChunk, [&](int64_t begin, int64_t end) {
+    fn(static_cast<int>(op), swap, a, b, out, begin, end, b_mid, b_inner);
+  });
+}
+
+void exp_f32(const float* x, float* out, int64_t n) {
+  const auto fn = impl().exp_range;
+  for_chunks(n, kChunk / 2, [&](int64_t begin, int64_t end) { fn(x, out, begin, end); });
+}
+
+void softmax_f32(const float* x, float* out, int64_t rows, int64_t cols) {
+  if (cols <= 0) return;
+  const auto fn = impl().softmax_rows;
+  const int64_t rows_per_chunk = std::max<int64_t>(1, (kChunk / 2) / cols);
+  for_chunks(rows, rows_per_chunk, [&](int64_t begin, int64_t end) { fn(x, out, begin, end, cols); });
+}
+
+void adam_step(const AdamArgs& args) {
+  const auto fn = impl().adam_range;
+  for_chunks(args.n, kChunk, [&](int64_t begin, int64_t end) { fn(args, begin, end); });
+}
+
+void sgd_step(const SgdArgs& args) {
+  const auto fn = impl().sgd_range;
+  for_chunks(args.n, kChunk, [&](int64_t begin, int64_t end) { fn(args, begin, end); });
+}
+
+const char* pointwise_isa() { return impl().isa; }
+
+}  // namespace zf

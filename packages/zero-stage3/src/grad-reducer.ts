@@ -1,0 +1,175 @@
+/**
+ * Gradients reduce-scattered straight into each rank's shard while backward runs (ZeRO stage 3).
+ *
+ * Parameters are grouped, in backward order (reverse model order), into buckets of about
+ * `reduce_bucket_size` elements. A bucket's buffer holds N blocks; block q is the concatenation of chunk q
+ * of every member's gradient, so one reduce-scatter leaves rank r the sum of its own chunks, which it adds
+ * into its gradient shard (DeepSpeed's stage-3 `__reduce_and_partition_ipg_grads` does the same
+ * interleaving). Buckets are launched strictly in order, each as soon as all its members' gradients are
+ * complete (every use counted in forward delivered, so tied weights count twice), so every rank issues the
+ * same collectives in the same order. Bucket buffers are pooled: a rank never holds a full gradient.
+ */
+import { type Parameter, type ProcessGroup, sharedFloat32, type Work, ZeroFlowError } from '@zeroflow/core';
+import type { ParamSlot } from './layout.js';
+
+interface Bucket {
+  members: ParamSlot[];
+  /** Offset of each member's chunk inside one block. */
+  offsets: number[];
+  /** Elements of one block (sum of the members' chunks). */
+  block: number;
+}
+
+/** Launched, unfinished reductions at once (overlap with the rest of backward). */
+const MAX_IN_FLIGHT = 2;
+
+/** Reduces full per-parameter gradients into this rank's gradient shards, bucket by bucket. */
+export class ShardGradientReducer {
+  private readonly buckets: Bucket[] = [];
+  private readonly bucketOf = new Map<Parameter, number>();
+  private readonly slotBufs: (Float32Array | null)[];
+  private readonly pool: Float32Array[] = [];
+  private readonly usesLeft = new Map<Parameter, number>();
+  private readonly gotGrad = new Set<Parameter>();
+  private membersLeft: number[] = [];
+  private nextLaunch = 0;
+  private inFlight: { bucket: number; buf: Float32Array; work: Work | null }[] = [];
+  private readonly capacity: number;
+  private allocated = 0;
+
+  /**
+   * @param slots parameters in model order
+   * @param shardGrads one per param group: this rank's gradient shard, accumulated into (`+=`)
+   */
+  constructor(
+    slots: readonly ParamSlot[],
+    private readonly comm: ProcessGroup | null,
+    private readonly shardGrads: Float32Array[],
+    bucketElements: number,
+    private readonly overlap: boolean,
+  ) {
+    const n = comm?.size ?? 1;
+    let cur: Bucket | null = null;
+    for (const s of [...slots].reverse()) {
+      if (!s.param.requiresGrad) continue;
+      if (!cur || (cur.block > 0 && (cur.block + s.chunk) * n > bucketElements)) {
+        cur = { members: [], offsets: [], block: 0 };
+        this.buckets.push(cur);
+      }
+      cur.members.push(s);
+      cur.offsets.push(cur.block);
+      cur.block += s.chunk;
+      this.bucketOf.set(s.param, this.buckets.length - 1);
+    }
+    this.capacity = Math.max(0, ...this.buckets.map((b) => b.block)) * (n + 1);
+    this.slotBufs = this.buckets.map(() => null);
+  }
+
+  /** Number of buckets (one reduce-scatter each per backward). */
+  get count(): number {
+    return this.buckets.length;
+  }
+
+  /** Bytes of pooled bucket buffers allocated so far. */
+  get bufferBytes(): number {
+    return this.allocated;
+  }
+
+  /** Starts one backward. */
+  begin(): void {
+    this.usesLeft.clear();
+    this.gotGrad.clear();
+    this.membersLeft = this.buckets.map((b) => b.members.length);
+    this.nextLaunch = 0;
+  }
+
+  onUse(p: Parameter): void {
+    this.usesLeft.set(p, (this.usesLeft.get(p) ?? 0) + 1);
+  }
+
+  /** Adds one gradient of `p` (full values) into its bucket; launches the buckets that are complete. */
+  onGrad(p: Parameter, values: Float32Array): void {
+    const b = this.bucketOf.get(p);
+    if (b === undefined) throw new ZeroFlowError(`gradient for unknown parameter "${p.name}"`);
+    if (b < this.nextLaunch)
+      throw new ZeroFlowError(
+        `parameter "${p.name}" delivered a gradient after its bucket was reduced: it was used more times in backward than forward reported`,
+      );
+    this.gotGrad.add(p);
+    const bucket = this.buckets[b];
+    const k = bucket.members.findIndex((m) => m.param === p);
+    const { chunk } = bucket.members[k];
+    const buf = this.bufFor(b);
+    const n = this.comm?.size ?? 1;
+    for (let q = 0; q < n; q++) {
+      const start = q * chunk;
+      const end = Math.min(values.length, start + chunk);
+      const o = q * bucket.block + bucket.offsets[k] - start;
+      for (let i = start; i < end; i++) buf[o + i] += values[i];
+    }
+    const left = (this.usesLeft.get(p) ?? 1) - 1;
+    this.usesLeft.set(p, left);
+    if (left !== 0) return;
+    this.membersLeft[b]--;
+    while (this.nextLaunch < this.buckets.length && this.membersLeft[this.nextLaunch] === 0) this.launch();
+    this.reap(false);
+  }
+
+  /** After backward: launches the rest, waits for all; returns parameters that got no gradient. */
+  finish(): Parameter[] {
+    while (this.nextLaunch < this.buckets.length) this.launch();
+    this.reap(true);
+    const unused: Parameter[] = [];
+    for (const p of this.bucketOf.keys()) if (!this.gotGrad.has(p)) unused.push(p);
+    return unused;
+  }
+
+  private bufFor(b: number): Float32Array {
+    let buf = this.slotBufs[b];
+    if (!buf) {
+      buf = this.pool.pop() ?? this.allocate();
+      this.slotBufs[b] = buf;
+    }
+    return buf;
+  }
+
+  private allocate(): Float32Array {
+    this.allocated += this.capacity * 4;
+    return sharedFloat32(this.capacity);
+  }
+
+  private launch(): void {
+    const b = this.nextLaunch++;
+    const buf = this.bufFor(b);
+    this.slotBufs[b] = null;
+    const n = this.comm?.size ?? 1;
+    const L = this.buckets[b].block;
+    const work = this.comm
+      ? this.comm.reduceScatter(buf.subarray(n * L, (n + 1) * L), buf.subarray(0, n * L), 'sum')
+      : null;
+    this.inFlight.push({ bucket: b, buf, work });
+    if (!this.overlap) this.reap(true);
+    else while (this.inFlight.length > MAX_IN_FLIGHT) this.complete(this.inFlight.shift()!);
+  }
+
+  private reap(all: boolean): void {
+    while (this.inFlight.length > 0 && (all || (this.inFlight[0].work?.isCompleted() ?? true)))
+      this.complete(this.inFlight.shift()!);
+  }
+
+  private complete(x: { bucket: number; buf: Float32Array; work: Work | null }): void {
+    x.work?.wait();
+    const bucket = this.buckets[x.bucket];
+    const n = this.comm?.size ?? 1;
+    const L = bucket.block;
+    // reduce-scatter leaves this rank's block after the input; a single rank's block is block 0
+    const reduced = this.comm ? x.buf.subarray(n * L, (n + 1) * L) : x.buf.subarray(0, L);
+    bucket.members.forEach((m, k) => {
+      const dst = this.shardGrads[m.group];
+      const src = reduced.subarray(bucket.offsets[k], bucket.offsets[k] + m.chunk);
+      for (let i = 0, o = m.shardOffset; i < m.chunk; i++, o++) dst[o] += src[i];
+    });
+    x.buf.fill(0);
+    this.pool.push(x.buf);
+  }
+}
