@@ -8,7 +8,7 @@ import { registerNativeBackend } from './register.js';
 export { NativeCpuBackend } from './backend.js';
 export { type BinaryPlan, planBinary } from './kernels/elementwise.js';
 export { type MatMulPlan, planMatMul } from './kernels/matmul-shapes.js';
-export { installNativeFlatKernels, type NativeFlatKernels, nativeFlatKernels } from './optim-kernels.js';
+export { installNativeFlatKernels, nativeFlatKernels } from './optim-kernels.js';
 export {
   NATIVE_BACKEND_NAME,
   NATIVE_BACKEND_PRIORITY,

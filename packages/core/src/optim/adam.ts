@@ -7,6 +7,7 @@
  *   p  = p * (1 - lr * weight_decay)   (only when adam_w_mode is true: decoupled decay)
  *   p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps),   bc_k = 1 - beta_k^step (1 without bias_correction)
  */
+import { flatKernels } from './flat-kernels.js';
 import { type FlatGroupState, FlatOptimizerBase } from './flat-optimizer.js';
 import { resolveParamGroups } from './group-options.js';
 import type { FlatGroupBuffers, ParamGroupOptions } from './types.js';
@@ -43,6 +44,11 @@ function adamUpdate(
   const beta2 = betas[1];
   const eps = group.eps ?? ADAM_DEFAULTS.eps;
   const biasCorrection = group.bias_correction ?? true;
+  const native = flatKernels();
+  if (native) {
+    native.adam(params, grads, expAvg, expAvgSq, lr, beta1, beta2, eps, wd, step, decoupled, biasCorrection);
+    return;
+  }
   const bc1 = biasCorrection ? 1 - beta1 ** step : 1;
   const bc2 = biasCorrection ? 1 - beta2 ** step : 1;
   const stepSize = lr / bc1;

@@ -2,6 +2,7 @@ export { ADAM_DEFAULTS, Adam, type AdamOptions, AdamW } from './adam.js';
 export { createOptimizer, OPTIMIZER_TYPES } from './create-optimizer.js';
 export { createScheduler, SCHEDULER_TYPES } from './create-scheduler.js';
 export { LRRangeTest, type LRRangeTestParams, OneCycle, type OneCycleParams } from './cycle-schedules.js';
+export { type FlatKernels, flatKernels, setFlatKernels } from './flat-kernels.js';
 export { type FlatGroupState, FlatOptimizerBase } from './flat-optimizer.js';
 export { LAMB_DEFAULTS, Lamb, type LambOptions } from './lamb.js';
 export { LRSchedulerBase } from './lr-scheduler-base.js';

@@ -8,6 +8,7 @@
  *     d   = nesterov ? d + momentum * buf : buf
  *   p -= lr * d
  */
+import { flatKernels } from './flat-kernels.js';
 import { type FlatGroupState, FlatOptimizerBase } from './flat-optimizer.js';
 import { resolveParamGroups } from './group-options.js';
 import type { FlatGroupBuffers, ParamGroupOptions } from './types.js';
@@ -42,13 +43,16 @@ export class SGD extends FlatOptimizerBase {
     const lr = group.lr;
     const wd = group.weight_decay;
     const momentum = group.momentum ?? 0;
+    const native = flatKernels();
     if (momentum === 0) {
+      if (native) return native.sgd(params, grads, null, lr, 0, 0, wd, false, false);
       for (let i = 0; i < n; i++) params[i] -= lr * (grads[i] + wd * params[i]);
       return;
     }
     const fresh = this.groupStates[index].buffers.momentum_buffer === undefined;
     const buf = this.stateBuffer(index, 'momentum_buffer', n);
     const nesterov = group.nesterov ?? false;
+    if (native) return native.sgd(params, grads, buf, lr, momentum, group.dampening ?? 0, wd, nesterov, fresh);
     const dampFactor = 1 - (group.dampening ?? 0);
     for (let i = 0; i < n; i++) {
       const d = grads[i] + wd * params[i];
