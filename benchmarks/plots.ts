@@ -59,19 +59,22 @@ function commPlots(rows: CommRow[]): Map<string, string> {
 }
 
 function trainScaling(rows: TrainRow[]): string {
-  const series: LineSeries[] = [...groupBy(rows, (r) => `stage ${r.stage ?? 0}`)].flatMap(([stage, rs]) => {
-    // the 1-rank run has no backend: it starts every backend's line of that stage
-    const single = rs.filter((r) => r.ranks === 1);
-    const multi = groupBy(
-      rs.filter((r) => r.ranks > 1),
-      (r) => r.backend,
-    );
-    if (multi.size === 0) return [{ name: stage, points: single.map((r) => [r.ranks, r.tokensPerSec]) }];
-    return [...multi].map(([backend, m]) => ({
-      name: `${stage}, ${backend}`,
-      points: [...single, ...m].map((r) => [r.ranks, r.tokensPerSec] as [number, number]),
-    }));
-  });
+  // dp-train's rows are the example model, zero-train's the peer presets: one line per model and stage
+  const series: LineSeries[] = [...groupBy(rows, (r) => `${r.preset ?? 'example'}, stage ${r.stage ?? 0}`)].flatMap(
+    ([stage, rs]) => {
+      // the 1-rank run has no backend: it starts every backend's line of that stage
+      const single = rs.filter((r) => r.ranks === 1);
+      const multi = groupBy(
+        rs.filter((r) => r.ranks > 1),
+        (r) => r.backend,
+      );
+      if (multi.size === 0) return [{ name: stage, points: single.map((r) => [r.ranks, r.tokensPerSec]) }];
+      return [...multi].map(([backend, m]) => ({
+        name: `${stage}, ${backend}`,
+        points: [...single, ...m].map((r) => [r.ranks, r.tokensPerSec] as [number, number]),
+      }));
+    },
+  );
   return lineChart({
     title: 'Training throughput vs ranks',
     x: { label: 'data-parallel ranks', format: (v) => String(v) },
@@ -132,7 +135,8 @@ export function renderPlots(resultsDir = RESULTS_JSON_DIR, plotsDir = PLOTS_DIR)
   else skip('comm-<op>.svg', 'no results/comm.json rows (run comm.ts)');
 
   const train = readJson<TrainRow>('dp-train', resultsDir);
-  if (train?.rows.length) charts.set('train-scaling.svg', trainScaling(train.rows));
+  const trainRows = [...(train?.rows ?? []), ...(readJson<TrainRow>('zero-train', resultsDir)?.rows ?? [])];
+  if (trainRows.length) charts.set('train-scaling.svg', trainScaling(trainRows));
   else skip('train-scaling.svg', 'no results/dp-train.json rows (run comm.ts)');
 
   const memory = readJson<MemoryRow>('memory', resultsDir);
@@ -146,8 +150,7 @@ export function renderPlots(resultsDir = RESULTS_JSON_DIR, plotsDir = PLOTS_DIR)
     const zf = new Map<string, number>();
     // train-gpt's `peer-tiny` preset is the peer's `tiny` model
     for (const r of single?.rows ?? []) zf.set(`${r.preset.replace(/^peer-/, '')}|1`, r.tokensPerSecEngine);
-    for (const r of train?.rows ?? [])
-      if (r.preset && (r.stage ?? 0) === 0) zf.set(`${r.preset}|${r.ranks}`, r.tokensPerSec);
+    for (const r of trainRows) if (r.preset && (r.stage ?? 0) === 0) zf.set(`${r.preset}|${r.ranks}`, r.tokensPerSec);
     const svg = versusPeer(zf, peer.rows);
     if (svg) charts.set('vs-pytorch.svg', svg);
     else skip('vs-pytorch.svg', 'no ZeroFlow row (train-gpt.json, dp-train.json) ran a model preset the peer ran');

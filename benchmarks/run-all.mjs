@@ -7,6 +7,7 @@ const quick = process.argv.includes('--quick');
 const runs = [
   ['train-gpt.ts', quick ? ['--quick'] : []],
   ['comm.ts', quick ? ['--quick'] : []],
+  ['zero.ts', quick ? ['--quick'] : []],
   ['peer.ts', quick ? ['--world-sizes', '1', '--steps', '10'] : []],
   ['plots.ts', []],
 ];

@@ -11,7 +11,10 @@ async function run(n: number, steps: number, env: Record<string, string>): Promi
   const dir = mkdtempSync(join(tmpdir(), 'zf-dpck-'));
   const exits = await runRanks(n, script, () => [String(steps), dir], { ZEROFLOW_COMM: 'tcp', ...env });
   for (const e of exits) expect(e.code, `rank ${e.rank}:\n${e.output}`).toBe(0);
-  return JSON.parse(readFileSync(join(dir, 'rank0.json'), 'utf8')) as Out;
+  const outs = exits.map((e) => JSON.parse(readFileSync(join(dir, `rank${e.rank}.json`), 'utf8')) as Out);
+  // the step loss of the job: the mean of the ranks' losses (equal micro-batches)
+  const losses = outs[0].losses.map((_, i) => outs.reduce((a, o) => a + o.losses[i], 0) / n);
+  return { losses, weights: outs[0].weights };
 }
 
 describe('multi-rank checkpoints (stage 0)', () => {

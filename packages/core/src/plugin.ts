@@ -82,6 +82,11 @@ export interface GradientOwner {
   loadStateDict(state: OwnerState): Promise<void>;
   /** Bytes per category held by this rank (parameters, gradients, optimizer state, buffers). */
   memoryReport?(): Record<string, number>;
+  /**
+   * Full fp32 values of the parameters this owner stores partitioned (ZeRO-3), by name. A collective: core
+   * calls it on every rank when saving a checkpoint.
+   */
+  fullParameters?(): Promise<Record<string, Float32Array>>;
   dispose?(): void;
 }
 

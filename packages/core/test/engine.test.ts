@@ -114,8 +114,11 @@ describe('engine', () => {
       }),
     ).rejects.toThrow(PluginError);
     await expect(
-      initialize({ model: new Mlp(), config: { ...base, zero_optimization: { stage: 3 } } }),
-    ).rejects.toThrow(/@zeroflow\/zero-stage3/);
+      initialize({
+        model: new Mlp(),
+        config: { ...base, zero_optimization: { stage: 3, offload_param: { device: 'nvme', nvme_path: '/tmp' } } },
+      }),
+    ).rejects.toThrow(/@zeroflow\/offload-nvme/);
     await expect(initialize({ model: new Mlp(), config: { ...base, gradient_clippin: 1 } })).rejects.toThrow(
       ConfigError,
     );

@@ -1,3 +1,4 @@
+export * from './comms-logger.js';
 export * from './init.js';
 export { createCommPlugin } from './plugin.js';
 export * from './registry.js';

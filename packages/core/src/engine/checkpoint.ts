@@ -98,10 +98,14 @@ export async function saveCheckpoint(engine: Engine, dir: string, opts: SaveChec
   fs.mkdirSync(tagDir, { recursive: true });
   const rank = engine.world.rank;
   const files: ManifestFile[] = [];
+  // Partitioned parameters (ZeRO-3) are gathered by their owner on every rank (a collective).
+  const gathered = (await engine.gradientOwner.fullParameters?.()) ?? {};
   if (rank === 0) {
     const model: Record<string, { shape: number[]; data: Float32Array }> = {};
-    for (const { name, param } of engine.parameters)
-      if (param.tensor) model[name] = { shape: param.shape, data: param.values() };
+    for (const { name, param } of engine.parameters) {
+      const data = gathered[name] ?? (param.tensor ? param.values() : null);
+      if (data) model[name] = { shape: param.shape, data };
+    }
     files.push(writeData(tagDir, 'model.safetensors', 0, 'model', model));
   }
   const owner: OwnerState = opts.weightsOnly ? { tensors: {}, meta: {} } : await engine.gradientOwner.stateDict();

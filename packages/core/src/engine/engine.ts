@@ -1,3 +1,4 @@
+import { type CommsReport, LoggedProcessGroup } from '../comm/comms-logger.js';
 import type { ProcessGroup } from '../comm/types.js';
 import { loadConfigInput, type ResolvedConfig, requiredPluginPackages, resolveConfig } from '../config/index.js';
 import {
@@ -57,6 +58,7 @@ export class Engine {
   private lossSinceBoundary = 0;
   private gradScratch = new Float32Array(0);
   private readonly monitor: EngineMonitor;
+  private commsLogger: LoggedProcessGroup | null = null;
 
   private constructor(
     readonly model: Module,
@@ -136,12 +138,19 @@ export class Engine {
       await p.setup?.(engine.contextFor(p));
       if (p.hooks) engine.hooks.push({ name: p.name, hooks: p.hooks });
     }
+    // Wrapped before any owner exists, so every collective it issues is counted.
+    const comm = engine.services.get('comm') as ProcessGroup | undefined;
+    if (config.comms_logger.enabled && comm) {
+      engine.commsLogger = new LoggedProcessGroup(comm, { ...config.comms_logger, rank: world.rank });
+      engine.services.set('comm', engine.commsLogger);
+    }
     // The owner is created after every setup, so that the services it needs (comm, amp) exist whatever the order.
     if (!owner.createGradientOwner) {
       throw new ZeroFlowError(`plugin "${owner.name}" provides optimizer-step but has no createGradientOwner`);
     }
     engine.owner = owner.createGradientOwner(engine.contextFor(owner), optimizer);
     await engine.owner.init?.();
+    engine.commsLogger?.logger.stepSummary(); // setup's broadcasts: in the totals, not in step 1
     return engine;
   }
 
@@ -244,6 +253,7 @@ export class Engine {
     this.lossSinceBoundary = 0;
     for (const h of this.hooks) await h.hooks.afterStep?.({ ...info, globalStep: this.globalSteps, ...outcome, loss });
     this.monitor.afterStep(this, { ...outcome, loss });
+    this.commsLogger?.logger.afterStep(this.globalSteps, this.config.steps_per_print);
     return { ...outcome, loss };
   }
 
@@ -301,6 +311,11 @@ export class Engine {
   /** The `comm` ProcessGroup of a multi-rank job (null in a single process). */
   get comm(): ProcessGroup | null {
     return (this.services.get('comm') as ProcessGroup | undefined) ?? null;
+  }
+
+  /** What the comms logger counted since `initialize` (`comms_logger.enabled`; null otherwise or in one process). */
+  commsReport(): CommsReport | null {
+    return this.commsLogger?.logger.totals() ?? null;
   }
 
   /** @internal plugin hooks, for checkpointing */

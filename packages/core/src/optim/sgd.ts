@@ -45,14 +45,20 @@ export class SGD extends FlatOptimizerBase {
     const momentum = group.momentum ?? 0;
     const native = flatKernels();
     if (momentum === 0) {
-      if (native) return native.sgd(params, grads, null, lr, 0, 0, wd, false, false);
+      if (native) {
+        native.sgd(params, grads, null, lr, 0, 0, wd, false, false);
+        return;
+      }
       for (let i = 0; i < n; i++) params[i] -= lr * (grads[i] + wd * params[i]);
       return;
     }
     const fresh = this.groupStates[index].buffers.momentum_buffer === undefined;
     const buf = this.stateBuffer(index, 'momentum_buffer', n);
     const nesterov = group.nesterov ?? false;
-    if (native) return native.sgd(params, grads, buf, lr, momentum, group.dampening ?? 0, wd, nesterov, fresh);
+    if (native) {
+      native.sgd(params, grads, buf, lr, momentum, group.dampening ?? 0, wd, nesterov, fresh);
+      return;
+    }
     const dampFactor = 1 - (group.dampening ?? 0);
     for (let i = 0; i < n; i++) {
       const d = grads[i] + wd * params[i];

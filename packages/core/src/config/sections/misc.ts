@@ -37,7 +37,8 @@ export const csvMonitorSchema = s.object({
 });
 
 export const commsLoggerSchema = s.object({
-  enabled: s.onlyDefault(s.boolean({ default: false }), 'comms_logger (arrives with the ZeRO plugins)'),
+  /** Wraps the engine's `comm` service in a LoggedProcessGroup (counts, bytes, latency per collective). */
+  enabled: s.boolean({ default: false }),
   prof_all: s.boolean({ default: true }),
   /** Collective names to profile when prof_all is false, e.g. "all_reduce". */
   prof_ops: s.array(s.string({ minLength: 1 })).default([]),
