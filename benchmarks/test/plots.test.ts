@@ -173,7 +173,7 @@ describe('plots.ts', () => {
     for (const p of r.written) checkWellFormed(readFileSync(p, 'utf8'));
     const scaling = readFileSync(join(out, 'train-scaling.svg'), 'utf8');
     expect(scaling).toContain('>tiny, stage 0, shm</text>');
-    expect(scaling).toContain('>stage 2, shm</text>');
+    expect(scaling).toContain('>example, stage 2, shm</text>');
     const vs = readFileSync(join(out, 'vs-pytorch.svg'), 'utf8');
     // category labels are split into one line per comma-separated part
     expect(vs).toContain('>1 rank</text>');
