@@ -241,8 +241,8 @@ describe('the estimate agrees with memoryReport() of a real 2-rank job (fp32 Ada
       for (const rank of ranks) {
         expect(estimate.psi).toBe(rank.numel);
         const m = rank.memory;
-        // Stage 2 counts its gradient buckets (communication buffers, not model states) under gradients.
-        const grads = m.gradients - (rank.bucketStats?.bufferBytes ?? 0);
+        // gradient buckets are reported under `communication`, not model states
+        const grads = m.gradients;
         const measured = { params: m.parameters, grads, optimizer: m.optimizer };
         const predicted = estimate.modelStateBytesPerRank;
         for (const key of ['params', 'grads', 'optimizer'] as const) {

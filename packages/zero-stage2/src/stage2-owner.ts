@@ -176,8 +176,10 @@ export class Stage2Owner implements GradientOwner {
       for (const v of Object.values(g.buffers)) optimizerBytes += v.byteLength;
     return {
       parameters: this.params.reduce((a, p) => a + p.byteLength, 0),
-      gradients: this.shardGrads.reduce((a, g) => a + g.byteLength, 0) + this.reducer.bufferBytes,
+      gradients: this.shardGrads.reduce((a, g) => a + g.byteLength, 0),
       optimizer: optimizerBytes,
+      // reduce buckets in flight are communication buffers, not model states (as stage 1's staging)
+      communication: this.reducer.bufferBytes,
       stepWorkspace: this.workspaceBytes,
     };
   }

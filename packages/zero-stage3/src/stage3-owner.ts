@@ -232,8 +232,9 @@ export class Stage3Owner implements GradientOwner {
       if (!this.layout.slots.has(param) && param.tensor) buffers += param.size * 4;
     return {
       parameters: this.shards.reduce((a, s) => a + s.byteLength, 0),
-      gradients: this.shardGrads.reduce((a, g) => a + g.byteLength, 0) + this.reducer.bufferBytes,
+      gradients: this.shardGrads.reduce((a, g) => a + g.byteLength, 0),
       optimizer: optimizerBytes,
+      communication: this.reducer.bufferBytes,
       persistentParameters: this.persistent.reduce((a, s) => a + s.param.size * 4, 0),
       gatheredParameters: stats.liveBytes,
       gatheredParametersPeak: stats.peakBytes,
