@@ -12,7 +12,7 @@ export type RankResult =
 export const RESULT_PREFIX = '@@result ';
 
 /** The main example's model (examples/gpt/model.json), as train-gpt.ts measures it. */
-export const GPT_EXAMPLE = { vocabSize: 1024, blockSize: 64, nLayer: 2, nHead: 4, nEmbd: 64 };
+export const GPT_EXAMPLE = { vocabSize: 2048, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128 };
 export const MICRO_BATCH = 8;
 
 /**

@@ -23,7 +23,7 @@ const { values: args } = parseArgs({
   options: {
     config: { type: 'string', default: join(here, 'ds_config.json') },
     model: { type: 'string', default: join(here, 'model.json') },
-    steps: { type: 'string', default: '200' },
+    steps: { type: 'string', default: '300' },
     resume: { type: 'boolean', default: false },
     sample: { type: 'string', default: 'The jury said' },
     out: { type: 'string', default: join(here, 'runs', 'gpt') },
