@@ -1,8 +1,8 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runRanks } from '@zeroflow/test-utils';
 import { describe, expect, it } from 'vitest';
-import { runRanks } from './harness.js';
 
 const script = join(__dirname, 'fixtures', 'dp-train.ts');
 const STEPS = 20;

@@ -2,8 +2,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runRanks } from '@zeroflow/test-utils';
 import { describe, expect, it } from 'vitest';
-import { runRanks } from './harness.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/amp-dp-rank.ts', import.meta.url));
 

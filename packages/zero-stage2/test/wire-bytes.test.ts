@@ -12,8 +12,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CommsReport } from '@zeroflow/core';
+import { runRanks } from '@zeroflow/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runRanks } from './harness.js';
 
 const script = join(__dirname, 'fixtures', 'wire-bytes-rank.ts');
 const N = 2;

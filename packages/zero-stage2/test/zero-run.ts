@@ -2,8 +2,8 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runRanks } from '@zeroflow/test-utils';
 import { expect } from 'vitest';
-import { runRanks } from './harness.js';
 
 const script = join(__dirname, 'fixtures', 'zero-train.ts');
 

@@ -1,0 +1,1 @@
+export { freePort, type RankExit, runRanks } from './ranks.js';
