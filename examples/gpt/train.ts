@@ -6,11 +6,13 @@
  *   node --import tsx examples/gpt/train.ts --steps 300 --config examples/gpt/ds_config.json
  *
  * Flags: --config FILE, --model FILE, --steps N, --resume, --sample "prompt", --out DIR, --eval-every N,
- * --save-every N, --nproc N (more than 1 needs the launcher, `zeroflow run`).
+ * --save-every N, --nproc N (ranks on this host; more than 1 starts them through `zeroflow run`).
  */
 // First: native kernels (tfjs backend `zeroflow-cpu`) when built; otherwise one line on stderr and tfjs's cpu.
 import '@zeroflow/backend-native';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -45,9 +47,23 @@ function positiveInt(name: string, v: string | undefined): number {
 const steps = positiveInt('steps', args.steps);
 const evalEvery = positiveInt('eval-every', args['eval-every']);
 const saveEvery = positiveInt('save-every', args['save-every']);
-if (positiveInt('nproc', args.nproc) > 1 && !process.env.WORLD_SIZE) {
-  console.error('--nproc > 1 needs the launcher: zeroflow run --nproc-per-node N examples/gpt/train.ts');
-  process.exit(2);
+const nproc = positiveInt('nproc', args.nproc);
+if (nproc > 1 && !process.env.WORLD_SIZE) {
+  // Not launched yet: start N ranks of this script through the launcher (zeroflow run) and wait.
+  const cli = createRequire(import.meta.url)
+    .resolve('@zeroflow/cli/package.json')
+    .replace(/package\.json$/, 'dist/bin.cjs');
+  const rest = process.argv
+    .slice(2)
+    .filter((a, i, all) => a !== '--nproc' && all[i - 1] !== '--nproc' && !a.startsWith('--nproc='));
+  const r = spawnSync(
+    process.execPath,
+    [cli, 'run', '--nproc-per-node', String(nproc), fileURLToPath(import.meta.url), ...rest],
+    {
+      stdio: 'inherit',
+    },
+  );
+  process.exit(r.status ?? 1);
 }
 const modelConfig = JSON.parse(readFileSync(resolve(args.model), 'utf8')) as GPTConfig & { blockSize: number };
 const outDir = resolve(args.out);

@@ -249,7 +249,7 @@ export class CommsLogger {
       if (this.verbose && this.rank === 0) {
         writeLine(
           this.stream,
-          `${rankPrefix(this.rank)} comm op: ${name} | time (ms): ${ms.toFixed(2)} | msg size: ${formatBytes(msgBytes)} | wire: ${formatBytes(wire)} | algbw (Gbps): ${gbps(fullBytes, ms).toFixed(2)} | busbw (Gbps): ${gbps(wire, ms).toFixed(2)}`,
+          `${rankPrefix(this.rank)}comm op: ${name} | time (ms): ${ms.toFixed(2)} | msg size: ${formatBytes(msgBytes)} | wire: ${formatBytes(wire)} | algbw (Gbps): ${gbps(fullBytes, ms).toFixed(2)} | busbw (Gbps): ${gbps(wire, ms).toFixed(2)}`,
         );
       }
     };
@@ -297,7 +297,7 @@ export function formatCommsLine(step: number, window: CommsReport): string {
       `${o.name} ${+(o.calls / per).toFixed(1)}x msg ${formatBytes(o.msgBytes / per)} wire ${formatBytes(o.wireBytes / per)} ${(o.latencyMs / per).toFixed(1)}ms`,
   );
   const t = window.total;
-  return `${rankPrefix(0)} comms step=${step} (per step over ${per}): ${ops.join(' | ') || 'none'} | total wire ${formatBytes(t.wireBytes / per)}, busbw ${gbps(t.wireBytes, t.latencyMs).toFixed(2)} Gbps`;
+  return `${rankPrefix(0)}comms step=${step} (per step over ${per}): ${ops.join(' | ') || 'none'} | total wire ${formatBytes(t.wireBytes / per)}, busbw ${gbps(t.wireBytes, t.latencyMs).toFixed(2)} Gbps`;
 }
 
 /** DeepSpeed's `log_summary` table: one row per op and message size, with latency, algbw, busbw and wire bytes. */

@@ -90,7 +90,7 @@ export class Logger {
   private emit(level: Exclude<LogLevel, 'silent'>, message: string): void {
     if (!this.enabled(level)) return;
     const stream = SEVERITY[level] >= SEVERITY.warn ? this.errorStream : this.stream;
-    const prefix = `${rankPrefix(this.rank)} ${TAG[level]}`;
+    const prefix = `${rankPrefix(this.rank)}${TAG[level]}`;
     // Every line of a multi-line message gets the prefix, so `grep "rank 3"` finds all of it.
     for (const line of message.split('\n')) writeLine(stream, `${prefix}${line}`);
   }

@@ -68,6 +68,6 @@ export class StepSummaryLogger {
     for (const [key, value] of Object.entries(summary.extra ?? {})) {
       fields.push(`${key}=${typeof value === 'number' ? String(value) : value}`);
     }
-    return `${rankPrefix(this.rank)} ${fields.join(', ')}`;
+    return `${rankPrefix(this.rank)}${fields.join(', ')}`;
   }
 }

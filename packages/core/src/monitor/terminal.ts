@@ -22,8 +22,10 @@ export function rankFromEnv(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /** The line prefix of every per-rank log line. */
+/** `[rank N] ` (with the space), or nothing under the launcher, which prefixes lines itself. */
 export function rankPrefix(rank: number): string {
-  return `[rank ${rank}]`;
+  // under `zeroflow run` the launcher already prefixes every line with the rank
+  return process.env.ZEROFLOW_RANK_PREFIXED === '1' ? '' : `[rank ${rank}] `;
 }
 
 /** Something that owns the current terminal line and must be cleared before another line is printed. */

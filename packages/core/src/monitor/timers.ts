@@ -185,7 +185,7 @@ export class WallClockTimers {
       if (timer !== undefined) line += ` | ${name}: ${(timer.elapsed(options.reset ?? true) / normalizer).toFixed(2)}`;
     }
     if (this.rank !== 0) return undefined;
-    const text = `${rankPrefix(this.rank)} ${line}`;
+    const text = `${rankPrefix(this.rank)}${line}`;
     writeLine(this.stream, text);
     return text;
   }
