@@ -69,8 +69,6 @@ export function jobEnv(plan: LaunchPlan, restartCount: number): Record<string, s
     MASTER_PORT: String(plan.masterPort),
     // the launcher hosts the rendezvous store, so rank 0's event loop never has to serve it
     ZEROFLOW_STORE_HOSTED: '1',
-    // the launcher prefixes every output line with the rank: ranks' own loggers leave theirs out
-    ZEROFLOW_RANK_PREFIXED: '1',
     ZEROFLOW_RESTART_COUNT: String(restartCount),
   };
 }
@@ -97,6 +95,8 @@ export function rankCommands(
         LOCAL_WORLD_SIZE: String(node.slots.length),
         // the hostfile slot this rank was given (DeepSpeed's device id): slots may be sparse after --include
         ZEROFLOW_LOCAL_SLOT: String(slot),
+        // our supervisor prefixes every output line with the rank: ranks' own loggers leave theirs out
+        ZEROFLOW_RANK_PREFIXED: '1',
       },
     };
   });
