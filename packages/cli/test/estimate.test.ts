@@ -1,22 +1,15 @@
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-// The models' TypeScript sources: @zeroflow/models is not (yet) a devDependency of the cli package.
+import { join } from 'node:path';
 import { GPT, Llama } from '@zeroflow/models';
+import { runZero } from '@zeroflow/test-utils';
 import { describe, expect, it } from 'vitest';
 import type { CliIO } from '../src/command.js';
 import { modelParameterShapes, numel } from '../src/estimate/model-shapes.js';
 import { estimateModelStates } from '../src/estimate/model-states.js';
 import { runCli } from '../src/main.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'zf-estimate-'));
-/** ZeRO stage 2's training fixture (GPT 2x64, vocab 256, T 16, AdamW, GAS 2): it writes memoryReport(). */
-const zeroTrain = join(here, '..', '..', 'zero-stage2', 'test', 'fixtures', 'zero-train.ts');
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
@@ -168,62 +161,6 @@ describe('zeroflow estimate', () => {
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-interface RankMemory {
-  memory: Record<string, number>;
-  bucketStats: { bufferBytes: number } | null;
-  numel: number;
-}
-
-/** Trains one step of the ZeRO fixture on 2 real rank processes; returns what each rank measured. */
-async function measure(stage: number): Promise<RankMemory[]> {
-  const port = await freePort();
-  const token = randomBytes(16).toString('hex');
-  const outDir = mkdtempSync(join(tmpdir(), `zf-estimate-s${stage}-`));
-  const exits = await Promise.all(
-    [0, 1].map(
-      (rank) =>
-        new Promise<{ code: number | null; output: string }>((resolve) => {
-          const out = join(outDir, `r${rank}.json`);
-          const child = spawn(process.execPath, ['--import', 'tsx', zeroTrain, 'train', String(stage), '1', out], {
-            env: {
-              ...process.env,
-              RANK: String(rank),
-              WORLD_SIZE: '2',
-              LOCAL_RANK: String(rank),
-              LOCAL_WORLD_SIZE: '2',
-              MASTER_ADDR: '127.0.0.1',
-              MASTER_PORT: String(port),
-              ZEROFLOW_JOB_TOKEN: token,
-              ZEROFLOW_COMM: 'tcp',
-            },
-            stdio: ['ignore', 'pipe', 'pipe'],
-          });
-          let output = '';
-          child.stdout.on('data', (d) => (output += d));
-          child.stderr.on('data', (d) => (output += d));
-          const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-          child.on('exit', (code) => {
-            clearTimeout(timer);
-            resolve({ code, output });
-          });
-        }),
-    ),
-  );
-  exits.forEach((e, rank) => expect(e.code, `rank ${rank} failed:\n${e.output}`).toBe(0));
-  return [0, 1].map((rank) => JSON.parse(readFileSync(join(outDir, `r${rank}.json`), 'utf8')) as RankMemory);
-}
-
 describe('the estimate agrees with memoryReport() of a real 2-rank job (fp32 AdamW)', () => {
   for (const stage of [0, 1, 2]) {
     it(`stage ${stage}: parameters + gradients + optimizer within 1%`, async () => {
@@ -237,7 +174,8 @@ describe('the estimate agrees with memoryReport() of a real 2-rank job (fp32 Ada
       const r = await cli('estimate', ...GPT_ARGS, '--seq-len', '16', '--config', config, '--world', '2', '--json');
       expect(r.code, r.stderr).toBe(0);
       const estimate = JSON.parse(r.stdout);
-      const ranks = await measure(stage);
+      // one step of the shared ZeRO fixture on 2 real ranks; each writes its memoryReport()
+      const { ranks } = await runZero(2, stage, 1);
       for (const rank of ranks) {
         expect(estimate.psi).toBe(rank.numel);
         const m = rank.memory;

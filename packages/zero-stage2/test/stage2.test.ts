@@ -1,8 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type RunResult, relDiff, runZero } from '@zeroflow/test-utils';
 import { describe, expect, it } from 'vitest';
-import { type RunResult, relDiff, runZero } from './zero-run.js';
 
 const STEPS = 20;
 const BUCKET = 20000;

@@ -2,10 +2,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runRanks } from '@zeroflow/test-utils';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { runRanks } from './ranks.js';
 
-const script = join(__dirname, 'fixtures', 'zero-train.ts');
+/** The rank script: GPT tiny trained with `zero_optimization.stage` (see zero-train.ts). */
+export const ZERO_TRAIN_SCRIPT = fileURLToPath(new URL('./zero-train.ts', import.meta.url));
 
 /** What one rank of the fixture writes. */
 export interface RankOut {
@@ -27,7 +29,11 @@ export interface RunResult {
   ranks: RankOut[];
 }
 
-/** Runs `mode` (train | save | resume) of the fixture at ZeRO `stage` on `n` ranks over `comm`. */
+/**
+ * Runs `mode` (train | save | resume) of the fixture at ZeRO `stage` on `n` ranks over `comm`. The ranks run in
+ * the caller's working directory (the testing package's folder), where core resolves the ZeRO plugin packages
+ * by name, as it would for a user's job.
+ */
 export async function runZero(
   n: number,
   stage: number,
@@ -37,7 +43,7 @@ export async function runZero(
   const dir = mkdtempSync(join(tmpdir(), `zf-zero${stage}-${n}-`));
   const exits = await runRanks(
     n,
-    script,
+    ZERO_TRAIN_SCRIPT,
     (r) => [
       opts.mode ?? 'train',
       String(stage),
