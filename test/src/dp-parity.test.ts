@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runRanks } from '@zeroflow/test-utils';
+import { relDiff, runRanks } from '@zeroflow/test-utils';
 import { describe, expect, it } from 'vitest';
 
 const script = join(__dirname, 'fixtures', 'dp-train.ts');
@@ -16,16 +16,6 @@ async function train(n: number, comm: string): Promise<{ losses: number[]; weigh
   // The global loss of a step is the mean of the ranks' losses (equal micro-batch sizes).
   const losses = outs[0].losses.map((_, i) => outs.reduce((a, o) => a + o.losses[i], 0) / n);
   return { losses, weights: outs[0].weights! };
-}
-
-function relDiff(a: number[], b: number[]): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
 }
 
 describe('data parallel (stage 0) parity with one process on the same global batch', () => {
