@@ -115,6 +115,16 @@ function validationLoss(): number {
   return sum / n;
 }
 
+/** Resident memory of every rank (bytes, by rank): a collective, so every rank calls it at the same step. */
+async function memoryPerRank(): Promise<number[]> {
+  const mine = new Float32Array([process.memoryUsage().rss / 2 ** 20]);
+  const comm = engine.comm;
+  if (!comm) return [mine[0] * 2 ** 20];
+  const all = new Float32Array(comm.size);
+  await comm.allGather(all, mine).promise;
+  return Array.from(all, (mib) => mib * 2 ** 20);
+}
+
 const bar = new ProgressBar({ total: steps, rank });
 const tokensPerStep = micro * gas * world.dataParallelSize * T;
 let valLoss = validationLoss();
@@ -140,7 +150,7 @@ while (engine.globalSteps < steps) {
     valLoss,
     lr: engine.getLr()[0],
     tokensPerSec: ((step - startStep) * tokensPerStep) / seconds,
-    memoryPerRank: [process.memoryUsage().rss],
+    memoryPerRank: await memoryPerRank(),
   });
 }
 bar.finish();

@@ -4,6 +4,8 @@ import {
   formatBytes,
   formatDuration,
   Logger,
+  PROGRESS_DONE_MARKER,
+  PROGRESS_LINE_MARKER,
   ProgressBar,
   StepSummaryLogger,
   TIMER_NAMES,
@@ -68,6 +70,22 @@ describe('ProgressBar', () => {
     );
     bar.finish();
     expect(stream.text.endsWith('\n')).toBe(true);
+  });
+
+  it('under a launcher on a terminal, sends each redraw as a marked line and the final one as done', () => {
+    const pipe = new FakeStream(false);
+    const bar = new ProgressBar({ total: 2, stream: pipe, rank: 0, minIntervalMs: 0, launcherColumns: 200 });
+    expect(bar.enabled).toBe(true);
+    bar.update({ step: 1, loss: 2, memoryPerRank: [1024] });
+    bar.finish();
+    expect(pipe.text.split('\n')).toEqual([
+      `${PROGRESS_LINE_MARKER}step 1/2 [##########----------] 50% | loss 2.0000 | ETA -- | mem r0 1.0K`,
+      `${PROGRESS_DONE_MARKER}step 1/2 [##########----------] 50% | loss 2.0000 | ETA -- | mem r0 1.0K`,
+      '',
+    ]);
+    // other ranks, and a pipe without a launcher terminal, draw nothing
+    expect(new ProgressBar({ stream: pipe, rank: 1, launcherColumns: 40 }).enabled).toBe(false);
+    expect(new ProgressBar({ stream: pipe, rank: 0 }).enabled).toBe(false);
   });
 
   it('redraws at most 10 times a second, but always draws the last step', () => {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { LAUNCHER_TTY_COLUMNS_ENV } from '@zeroflow/core';
 import { type CliIO, type Command, EXIT, processIO, UsageError } from '../command.js';
 import { intOption, parseRunArgs, type RunArgs } from '../launcher/args.js';
 import {
@@ -36,6 +37,7 @@ import {
   srunCommand,
   sshCommands,
 } from '../launcher/plan.js';
+import { LiveProgressLine } from '../launcher/progress-line.js';
 import type { ChildSpec } from '../launcher/supervisor.js';
 
 const USAGE = `Usage: zeroflow run [options] <script> [script args...]
@@ -332,14 +334,18 @@ async function run(argv: string[], io: CliIO): Promise<number> {
     if (plan.launcher === 'local' && !existsSync(resolve(plan.cwd, script))) {
       throw new LaunchError(`script not found: ${script} (in ${plan.cwd})`);
     }
+    // On a terminal, rank 0's progress bar is drawn here as one live line (see launcher/progress-line.ts).
+    const live = io === processIO && process.stdout.isTTY ? new LiveProgressLine(process.stdout) : null;
+    if (live) plan.env[LAUNCHER_TTY_COLUMNS_ENV] = String(process.stdout.columns || 80);
     return await runJob({
       maxRestarts,
       store: { bindHost, port: plan.masterPort },
       children: (attempt, token, port) => childrenOf({ ...plan, masterPort: port }, attempt, token, graceMs),
       graceMs,
-      stdout: sinkOf(io, 'stdout'),
-      stderr: sinkOf(io, 'stderr'),
-      log: (message) => io.stderr(`zeroflow run: ${message}\n`),
+      stdout: live ? live.sink(process.stdout) : sinkOf(io, 'stdout'),
+      stderr: live ? live.sink(process.stderr) : sinkOf(io, 'stderr'),
+      log: (message) =>
+        live ? live.print(process.stderr, `zeroflow run: ${message}\n`) : io.stderr(`zeroflow run: ${message}\n`),
     });
   } catch (err) {
     if (err instanceof HostfileError) {

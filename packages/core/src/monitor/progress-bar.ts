@@ -2,7 +2,9 @@
  * One-line training progress on a terminal, redrawn in place with `\r` at most 10 times a second.
  *
  * It draws only on rank 0 and only when its stream is a TTY: in a pipe or a log file a bar is noise (a new
- * copy per redraw), so there it prints nothing and the `steps_per_print` summaries are the record.
+ * copy per redraw), so there it prints nothing and the `steps_per_print` summaries are the record. The one
+ * exception is a rank started by `zeroflow run` from a terminal: its stdout is a pipe to the launcher, so
+ * each redraw goes out as a marked line, which the launcher draws in place on its terminal.
  */
 
 import {
@@ -11,8 +13,11 @@ import {
   formatFloat,
   formatLr,
   formatRate,
+  LAUNCHER_TTY_COLUMNS_ENV,
   type LiveLine,
   type OutputStream,
+  PROGRESS_DONE_MARKER,
+  PROGRESS_LINE_MARKER,
   rankFromEnv,
   setLiveLine,
 } from './terminal.js';
@@ -31,6 +36,11 @@ export interface ProgressBarOptions {
   now?: () => number;
   /** Width of the bar itself in characters; default 20. */
   barWidth?: number;
+  /**
+   * Width of the launcher's terminal when the bar must go through `zeroflow run` (marked lines on a pipe);
+   * default from ZEROFLOW_LAUNCHER_TTY_COLUMNS when the stream is the default `process.stdout`.
+   */
+  launcherColumns?: number;
 }
 
 /** What one update shows; every field but `step` is optional. */
@@ -61,6 +71,8 @@ export class ProgressBar implements LiveLine {
   private startStep = 0;
   private latest: ProgressUpdate | undefined;
   private valLoss: number | undefined;
+  /** Set when redraws travel as marked lines to the launcher's terminal; its width. */
+  private readonly launcherColumns: number | undefined;
 
   constructor(options: ProgressBarOptions = {}) {
     this.total = options.total;
@@ -68,8 +80,13 @@ export class ProgressBar implements LiveLine {
     this.minIntervalMs = options.minIntervalMs ?? 100;
     this.now = options.now ?? (() => performance.now());
     this.barWidth = options.barWidth ?? 20;
-    this.enabled = (options.rank ?? rankFromEnv()) === 0 && this.stream.isTTY === true;
-    if (this.enabled) setLiveLine(this.stream, this);
+    const fromEnv = options.stream === undefined ? Number(process.env[LAUNCHER_TTY_COLUMNS_ENV]) : Number.NaN;
+    const launcherColumns = options.launcherColumns ?? (fromEnv > 0 ? fromEnv : undefined);
+    const rank0 = (options.rank ?? rankFromEnv()) === 0;
+    this.launcherColumns = rank0 && this.stream.isTTY !== true ? launcherColumns : undefined;
+    this.enabled = rank0 && (this.stream.isTTY === true || this.launcherColumns !== undefined);
+    // through the launcher, other lines need no clearing: the launcher keeps its live line below them
+    if (this.enabled && this.launcherColumns === undefined) setLiveLine(this.stream, this);
   }
 
   /**
@@ -97,6 +114,10 @@ export class ProgressBar implements LiveLine {
   /** Draws the latest state unthrottled and ends the line; the bar stops being the live line. */
   finish(): void {
     if (!this.enabled) return;
+    if (this.launcherColumns !== undefined) {
+      if (this.latest !== undefined) this.stream.write(`${PROGRESS_DONE_MARKER}${this.render(this.latest)}\n`);
+      return;
+    }
     if (this.latest !== undefined) this.draw(this.render(this.latest, this.now()));
     if (this.visible) this.stream.write('\n');
     this.visible = false;
@@ -145,7 +166,7 @@ export class ProgressBar implements LiveLine {
     if (progress.memoryPerRank !== undefined && progress.memoryPerRank.length > 0) {
       parts.push([2, `mem ${progress.memoryPerRank.map((bytes, rank) => `r${rank} ${formatBytes(bytes)}`).join(' ')}`]);
     }
-    const columns = this.stream.columns;
+    const columns = this.launcherColumns ?? this.stream.columns;
     const limit = columns !== undefined && columns > 1 ? columns - 1 : Number.POSITIVE_INFINITY;
     let line = parts.map(([, text]) => text).join(' | ');
     while (line.length > limit && parts.length > 1) {
@@ -160,6 +181,11 @@ export class ProgressBar implements LiveLine {
   }
 
   private draw(line: string): void {
+    if (this.launcherColumns !== undefined) {
+      this.stream.write(`${PROGRESS_LINE_MARKER}${line}\n`);
+      this.lastLine = line;
+      return;
+    }
     // Pad with spaces over a longer previous line instead of an ANSI erase: works on any terminal.
     const pad =
       this.visible && this.lastLine.length > line.length ? ' '.repeat(this.lastLine.length - line.length) : '';

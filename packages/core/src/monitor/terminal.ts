@@ -21,7 +21,17 @@ export function rankFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   return 0;
 }
 
-/** The line prefix of every per-rank log line. */
+/**
+ * Set by `zeroflow run` for its ranks when the launcher's own stdout is a terminal: that terminal's width.
+ * Rank 0's output then reaches the terminal through a pipe, so its progress bar cannot draw in place; it
+ * sends each redraw as a marked line instead, and the launcher shows it as one live line at the bottom.
+ */
+export const LAUNCHER_TTY_COLUMNS_ENV = 'ZEROFLOW_LAUNCHER_TTY_COLUMNS';
+/** Marks a line that replaces the launcher's live progress line (an escape byte: never in ordinary text). */
+export const PROGRESS_LINE_MARKER = '\u001b[zeroflow:progress]';
+/** Marks the final progress line: the launcher prints it as an ordinary line and drops the live line. */
+export const PROGRESS_DONE_MARKER = '\u001b[zeroflow:progress-done]';
+
 /** `[rank N] ` (with the space), or nothing under the launcher, which prefixes lines itself. */
 export function rankPrefix(rank: number): string {
   // under `zeroflow run` the launcher already prefixes every line with the rank
