@@ -37,7 +37,7 @@ export function detectTorch(python: string): { ok: true; version: string } | { o
 /** The arguments of one peer run; the peer excludes up to 3 warm-up steps from timing and needs one more. */
 export function peerArgs(
   script: string,
-  o: { mode: 'single' | 'ddp'; worldSize: number; preset: string; steps: number },
+  o: { mode: 'single' | 'ddp' | 'zero1'; worldSize: number; preset: string; steps: number },
 ): string[] {
   if (!(Number.isInteger(o.steps) && o.steps >= 2))
     throw new RangeError(`--steps must be an integer >= 2, got ${o.steps}`);

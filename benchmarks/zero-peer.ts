@@ -1,16 +1,19 @@
 /**
- * The PyTorch peer's recorded ddp and zero1 numbers (../shared/peers/results.jsonl, written by its
- * run_all.sh) next to the ZeRO stage they correspond to: ddp is stage 0, ZeroRedundancyOptimizer stage 1.
- * They come from the peer's own run, not from this one, and the table says so.
+ * The PyTorch peer's ddp and zero1 numbers next to the ZeRO stage they correspond to: ddp is stage 0,
+ * ZeroRedundancyOptimizer stage 1. Run in the same benchmark when python3-torch is installed
+ * ({@link runPeerRecords}); otherwise the peer's recorded numbers (../shared/peers/results.jsonl, written by
+ * its run_all.sh), and the table says which.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEFAULT_PEER_DIR, detectTorch, parsePeerOutput, peerArgs } from './peer.js';
 import { stats } from './results-file.js';
 
 export const PEER_RESULTS = join(import.meta.dirname, '..', '..', 'shared', 'peers', 'results.jsonl');
 
 /** The fields of a results.jsonl record this table reads (gpt_peer.py writes many more). */
-interface PeerRecord {
+export interface PeerRecord {
   bench?: string;
   status?: string;
   size?: string;
@@ -46,11 +49,48 @@ export function readPeerRecords(presets: string[], ranks: number[], path = PEER_
 }
 
 /**
- * The markdown of the peer table, or null without records. `measured` holds this run's median tokens/s per
- * `preset|stage|ranks`; repeated peer records of one configuration show as median (min-max).
+ * Runs the peer (ddp and zero1 for each preset and rank count, `steps` optimizer steps) in this benchmark;
+ * null when /usr/bin/python3 cannot import torch (the reason is printed).
  */
-export function peerTable(measured: Map<string, number>, presets: string[], ranks: number[]): string | null {
-  const records = readPeerRecords(presets, ranks);
+export function runPeerRecords(presets: string[], ranks: number[], steps: number): PeerRecord[] | null {
+  const python = '/usr/bin/python3';
+  const torch = detectTorch(python);
+  const script = join(DEFAULT_PEER_DIR, 'gpt_peer.py');
+  if (!torch.ok || !existsSync(script)) {
+    console.error(
+      `zero: PyTorch peer not run (${torch.ok ? `${script} not found` : torch.reason}); using its recorded numbers`,
+    );
+    return null;
+  }
+  const out: PeerRecord[] = [];
+  for (const preset of presets)
+    for (const mode of ['ddp', 'zero1'] as const)
+      for (const worldSize of ranks) {
+        console.error(`zero: PyTorch peer ${preset} ${mode}, ${worldSize} rank(s), ${steps} steps`);
+        const r = spawnSync(python, peerArgs(script, { mode, worldSize, preset, steps }), {
+          encoding: 'utf8',
+          cwd: DEFAULT_PEER_DIR,
+          maxBuffer: 64 << 20,
+        });
+        const rec = parsePeerOutput(r.stdout) as PeerRecord;
+        if (rec.status !== 'ok') throw new Error(`gpt_peer ${mode} x${worldSize} failed: ${r.stderr.slice(-1500)}`);
+        out.push(rec);
+      }
+  return out;
+}
+
+/**
+ * The markdown of the peer table, or null without records. `measured` holds this run's median tokens/s per
+ * `preset|stage|ranks`; repeated peer records of one configuration show as median (min-max). `live`: the
+ * records of {@link runPeerRecords} (this run); without them, the peer's recorded ones.
+ */
+export function peerTable(
+  measured: Map<string, number>,
+  presets: string[],
+  ranks: number[],
+  live: PeerRecord[] | null = null,
+): string | null {
+  const records = live ?? readPeerRecords(presets, ranks);
   if (records.length === 0) return null;
   const groups = new Map<string, PeerRecord[]>();
   for (const r of records) {
@@ -79,13 +119,21 @@ export function peerTable(measured: Map<string, number>, presets: string[], rank
       `| ${ours === undefined ? 'not run' : ours.toFixed(0)} | ${ours === undefined ? '-' : (ours / tps.median).toFixed(2)} |`
     );
   });
-  return `### PyTorch peer: recorded on ${[...dates].sort().join(', ') || '2026-11-26'} by the peer, not in this run
+  const header = live
+    ? `### PyTorch peer, run in this benchmark right after ZeroFlow
+
+\`/usr/bin/python3 ../shared/peers/gpt_peer.py --mode ddp|zero1 --world-size N --preset P\` (PyTorch 1.13 from
+Debian, gloo, fp32, the same model, micro-batch and AdamW): DistributedDataParallel (\`ddp\`) against ZeRO
+stage 0, ZeroRedundancyOptimizer (\`zero1\`) against stage 1, one run each. The host is shared and noisy
+(the peer measured a 5-25% run-to-run spread): read ratios within that.`
+    : `### PyTorch peer: recorded on ${[...dates].sort().join(', ') || '2026-11-26'} by the peer, not in this run
 
 From \`../shared/peers/results.jsonl\` (PyTorch 1.13, gloo, fp32, the same model and micro-batch; 1 thread
 per rank from 2 ranks on): DistributedDataParallel (\`ddp\`) against ZeRO stage 0, ZeroRedundancyOptimizer
 (\`zero1\`) against stage 1. The last column divides this run's ZeroFlow tokens/s by the peer's recorded
 ones: a different run on a shared, noisy host (the peer measured a 5-25% run-to-run spread), so read it as
-a rough guide; run the peer back to back (peer.ts) for a same-run comparison.
+a rough guide; install python3-torch (\`peer.ts --install-peer\` as root) for a same-run comparison.`;
+  return `${header}
 
 | preset | peer mode | ranks | peer tokens/s (all ranks) | peer peak RSS per rank, MiB (max) | peer model states per rank, MiB (max) | ZeroFlow stage | ZeroFlow tokens/s, this run | ZeroFlow / peer |
 |---|---|---|---|---|---|---|---|---|

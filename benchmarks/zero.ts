@@ -20,7 +20,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { type MemoryRow, type TrainRow, zeroFormulaBytes } from './plots-data.js';
 import { machineLine, stats, writeJson, writeSection } from './results-file.js';
-import { peerTable } from './zero-peer.js';
+import { peerTable, runPeerRecords } from './zero-peer.js';
 import { loadZeroPackage, ZERO_PREFIX, type ZeroRankResult } from './zero-shared.js';
 
 const RANK_SCRIPT = join(import.meta.dirname, 'zero-rank.ts');
@@ -182,7 +182,13 @@ for (const preset of presets) {
   }
 }
 
-const peer = peerTable(measured, presets, rankCounts);
+// the peer runs after ZeroFlow, never beside it: both would share the 2 cores
+const peer = peerTable(
+  measured,
+  presets,
+  rankCounts,
+  dryRun ? null : runPeerRecords(presets, rankCounts, steps + warmup + 1),
+);
 const body = `## ZeRO stages: memory per rank and throughput (GPT, fp32, AdamW)
 
 Machine: ${machineLine()}. Date: ${date}.
