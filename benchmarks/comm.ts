@@ -12,13 +12,11 @@
  *                                  [--steps 8] [--skip-comm] [--skip-train]
  *   --quick: 1 and 16 MB, 2 ranks, training at 1 and 2 ranks. Sizes are MB (2^20 bytes) of the full buffer.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { join } from 'node:path';
 import { loopbackTcpGBs, memcpyGBs } from './comm-ceilings.js';
 import { busBandwidth, COLLECTIVES, type RankResult, RESULT_PREFIX } from './comm-shared.js';
 import { machineLine, stats, writeJson, writeSection } from './results-file.js';
+import { runRankJob } from './spawn-ranks.js';
 
 const RANK_SCRIPT = join(import.meta.dirname, 'comm-rank.ts');
 
@@ -47,55 +45,9 @@ const spread = (xs: number[], digits = 2) => {
   return `${fmt(s.median, digits)} (${fmt(s.min, digits)}-${fmt(s.max, digits)})`;
 };
 
-/** A port that was free a moment ago, for one job's rendezvous store. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Runs `n` rank processes of comm-rank.ts and returns every result line they printed. */
-async function runJob(n: number, env: Record<string, string>): Promise<RankResult[]> {
-  const port = await freePort();
-  const token = randomBytes(16).toString('hex');
-  const results: RankResult[] = [];
-  const exits = Array.from({ length: n }, (_, rank) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', RANK_SCRIPT], {
-      env: {
-        ...process.env,
-        RANK: String(rank),
-        WORLD_SIZE: String(n),
-        LOCAL_RANK: String(rank),
-        LOCAL_WORLD_SIZE: String(n),
-        MASTER_ADDR: '127.0.0.1',
-        MASTER_PORT: String(port),
-        ZEROFLOW_JOB_TOKEN: token,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    return new Promise<void>((resolve, reject) =>
-      child.on('close', (code, signal) => {
-        for (const line of out.split('\n'))
-          if (line.startsWith(RESULT_PREFIX)) results.push(JSON.parse(line.slice(RESULT_PREFIX.length)));
-        if (code === 0) resolve();
-        else reject(new Error(`rank ${rank} of ${n} exited with ${code ?? signal}:\n${err.slice(-2000)}`));
-      }),
-    );
-  });
-  const settled = await Promise.allSettled(exits);
-  const failed = settled.find((s) => s.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
-  return results;
+function runJob(n: number, env: Record<string, string>): Promise<RankResult[]> {
+  return runRankJob<RankResult>({ script: RANK_SCRIPT, n, resultPrefix: RESULT_PREFIX, env });
 }
 
 /** Per-iteration time of the whole group: the slowest rank's. */

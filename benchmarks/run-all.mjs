@@ -6,8 +6,10 @@ import { spawnSync } from 'node:child_process';
 const quick = process.argv.includes('--quick');
 const runs = [
   ['train-gpt.ts', quick ? ['--quick'] : []],
+  ['kernels.ts', quick ? ['--quick'] : []],
   ['comm.ts', quick ? ['--quick'] : []],
   ['zero.ts', quick ? ['--quick'] : []],
+  ['amp.ts', quick ? ['--quick'] : []],
   ['peer.ts', quick ? ['--world-sizes', '1', '--steps', '10'] : []],
   ['plots.ts', []],
 ];

@@ -87,7 +87,7 @@ writeSection(
   'train-gpt',
   `## Single-process training throughput (fp32)
 
-Machine: ${machineLine()}. Date: ${new Date().toISOString().slice(0, 10)}. tfjs backend: \`${tf.getBackend()}\`${tf.getBackend() === 'zeroflow-cpu' ? ' (native matmul, element-wise, softmax, transpose and optimizer kernels)' : ' (JS kernels: native ones not built)'}.
+Machine: ${machineLine()}. Date: ${new Date().toISOString().slice(0, 10)}. tfjs backend: \`${tf.getBackend()}\`${tf.getBackend() === 'zeroflow-cpu' ? ' (native matmul, element-wise, unary math, reductions, softmax, transpose, gather/concat and optimizer kernels)' : ' (JS kernels: native ones not built)'}.
 Command: \`pnpm --filter @zeroflow/benchmarks bench${quick ? ' -- --quick' : ''}\` (${repeats} alternating repeats; median (min-max)).
 
 | preset | params | micro-batch x seq | forward+backward only, tokens/s | full ZeroFlow step, tokens/s | engine / baseline |
@@ -97,7 +97,8 @@ ${rows.join('\n')}
 The baseline is the same model's forward and backward with gradients dropped, measured in the same run; the
 ratio shows what the engine adds (gradient accumulation into flat buffers, AdamW, bookkeeping). For scale, not
 measured in this run: the PyTorch peer trains \`peer-tiny\` at 2.9k-4.3k tokens/s fp32 on this kind of machine
-(../shared/peers/RESULTS.md), so ZeroFlow is still several times slower on that model: reductions, Pow and the
-broadcast patterns of gradients still run as tfjs JS kernels. Before the native backend, the \`example\` preset
-trained at 220-300 tokens/s in the main job (tfjs's JS matmul, 0.6-0.8 GFLOP/s).`,
+(../shared/peers/RESULTS.md). With the native math kernels (issue 6) matmul dominates the step's kernel time
+(see the \`kernels\` section); \`ZEROFLOW_NATIVE_MATH=0\` gives the state before them for an A/B run. Before the
+native backend, the \`example\` preset trained at 220-300 tokens/s in the main job (tfjs's JS matmul, 0.6-0.8
+GFLOP/s).`,
 );

@@ -13,13 +13,11 @@
  *   --quick: stages 0-2, 1 and 2 ranks, 2 measured steps after 1 warm-up step.
  *   --dry-run: print the tables, write neither RESULTS.md nor results/*.json (to check the script).
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { type MemoryRow, type TrainRow, zeroFormulaBytes } from './plots-data.js';
 import { machineLine, stats, writeJson, writeSection } from './results-file.js';
+import { runRankJob } from './spawn-ranks.js';
 import { peerTable, runPeerRecords } from './zero-peer.js';
 import { loadZeroPackage, ZERO_PREFIX, type ZeroRankResult } from './zero-shared.js';
 
@@ -54,59 +52,18 @@ const spread = (xs: number[], digits = 0) => {
   return `${fmt(s.median, digits)} (${fmt(s.min, digits)}-${fmt(s.max, digits)})`;
 };
 
-/** A port that was free a moment ago, for one job's rendezvous store. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Runs `n` rank processes of zero-rank.ts (with --expose-gc) and returns their results, rank order. */
 async function runJob(n: number, env: Record<string, string>): Promise<ZeroRankResult[]> {
-  const port = await freePort();
-  const token = randomBytes(16).toString('hex');
   // Split the cores between ranks as the peer does (1 thread per rank from 2 ranks on 2 cores), so that
   // ranks do not oversubscribe the machine with native thread pools; an explicit setting wins.
   const threads = process.env.ZEROFLOW_NUM_THREADS ?? String(Math.max(1, Math.floor(cpus().length / n)));
-  const results: ZeroRankResult[] = [];
-  const exits = Array.from({ length: n }, (_, rank) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', RANK_SCRIPT], {
-      env: {
-        ...process.env,
-        RANK: String(rank),
-        WORLD_SIZE: String(n),
-        LOCAL_RANK: String(rank),
-        LOCAL_WORLD_SIZE: String(n),
-        MASTER_ADDR: '127.0.0.1',
-        MASTER_PORT: String(port),
-        ZEROFLOW_JOB_TOKEN: token,
-        ZEROFLOW_NUM_THREADS: threads,
-        ...(backend ? { ZEROFLOW_COMM: backend } : {}),
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    return new Promise<void>((resolve, reject) =>
-      child.on('close', (code, signal) => {
-        for (const line of out.split('\n'))
-          if (line.startsWith(ZERO_PREFIX)) results.push(JSON.parse(line.slice(ZERO_PREFIX.length)));
-        if (code === 0) resolve();
-        else reject(new Error(`rank ${rank} of ${n} exited with ${code ?? signal}:\n${err.slice(-2000)}`));
-      }),
-    );
+  const results = await runRankJob<ZeroRankResult>({
+    script: RANK_SCRIPT,
+    n,
+    resultPrefix: ZERO_PREFIX,
+    nodeArgs: ['--expose-gc'],
+    env: { ZEROFLOW_NUM_THREADS: threads, ...(backend ? { ZEROFLOW_COMM: backend } : {}), ...env },
   });
-  const settled = await Promise.allSettled(exits);
-  const failed = settled.find((s) => s.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
   if (results.length !== n) throw new Error(`expected ${n} results, got ${results.length}`);
   return results.sort((a, b) => a.rank - b.rank);
 }

@@ -63,6 +63,8 @@
         "src/kernels/gemm.cc",
         "src/kernels/gemm_own.cc",
         "src/kernels/pointwise.cc",
+        "src/kernels/math.cc",
+        "src/kernels/gemm_amx.cc",
         "src/kernels/transpose.cc",
         "src/kernels/thread_pool.cc"
       ],
@@ -124,6 +126,8 @@
               "src/kernels/gemm.cc",
               "src/kernels/gemm_own.cc",
               "src/kernels/pointwise.cc",
+              "src/kernels/math.cc",
+              "src/kernels/gemm_amx.cc",
               "src/kernels/transpose.cc",
               "src/kernels/thread_pool.cc"
             ]

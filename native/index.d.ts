@@ -63,6 +63,10 @@ export interface KernelsInfo {
   threads: number;
   /** The instruction set of the pointwise kernels (binary, exp, softmax, optimizers): avx512, avx2 or generic. */
   pointwiseIsa: string;
+  /** The instruction set of the fp32 <-> fp16/bf16 conversions: avx512, avx2+f16c or generic. */
+  halfIsa: string;
+  /** Whether the opt-in bf16 matmul can run here (Intel AMX: CPU, OS and kernel permission). */
+  amxBf16: boolean;
 }
 
 /** The compute kernels behind `@zeroflow/backend-native`. All calls are synchronous. */
@@ -90,6 +94,12 @@ export interface KernelsAddon {
   ): void;
   /** sgemmBatched on ZeroFlow's own kernel only (never BLAS), for tests and comparisons. */
   sgemmBatchedOwn: KernelsAddon['sgemmBatched'];
+  /**
+   * sgemmBatched with both inputs rounded to bf16 (nearest even) and fp32 accumulation on Intel AMX; returns
+   * false, leaving C untouched, when AMX is unavailable (then use sgemmBatched). Subnormal bf16 inputs count
+   * as zero (AMX). Results do not depend on the thread count.
+   */
+  sgemmBatchedBf16(...args: Parameters<KernelsAddon['sgemmBatched']>): boolean;
   info(): KernelsInfo;
   /**
    * out[i] = a[i] op b[(i / bInner) % bMid] for i < out.length (b op a when `swap`); op: 0 add, 1 sub,
@@ -145,6 +155,23 @@ export interface KernelsAddon {
     nesterov: boolean,
     firstStep: boolean,
   ): void;
+  /**
+   * out[i] = f(x[i]) for i < out.length, computed as tfjs's cpu kernel does (in double where it uses Math.*).
+   * op: 0 neg, 1 square, 2 sqrt, 3 rsqrt, 4 tanh, 5 pow(x, param), 6 abs, 7 reciprocal, 8 log, 9 sigmoid, 10 relu.
+   */
+  unary(op: number, param: number, x: Float32Array, out: Float32Array): void;
+  /**
+   * Reduces x viewed as [outer, r, inner] over the middle axis into out ([outer, inner]); op: 0 sum, 1 max,
+   * 2 min, 3 mean. Sums add in double (mean divides each value by r first, as tfjs); max/min propagate NaN.
+   * Results do not depend on the thread count.
+   */
+  reduce(op: 0 | 1 | 2 | 3, x: Float32Array, out: Float32Array, outer: number, r: number, inner: number): void;
+  /** Narrows src.length fp32 values to fp16 (or bf16) bits, bit-identical to core's numeric/half.ts `narrow`. */
+  narrow16(src: Float32Array, dst: Uint16Array, bf16: boolean): void;
+  /** Widens src.length fp16 (or bf16) bit patterns to fp32, bit-identical to core's `widen`. */
+  widen16(src: Uint16Array, dst: Float32Array, bf16: boolean): void;
+  /** Rounds every value of `a` in place through fp16 (or bf16), bit-identical to core's `roundInPlace`. */
+  round16(a: Float32Array, bf16: boolean): void;
   /** Resizes the kernels' thread pool (0: the default); returns the new size. */
   setNumThreads(threads: number): number;
 }

@@ -25,6 +25,11 @@ void sgemm_batched(const GemmArgs& args);
 // Our own kernel only (never BLAS): tests compare both engines.
 void sgemm_batched_own(const GemmArgs& args);
 
+// Opt-in bf16 compute (gemm_amx.cc): inputs rounded to bf16, products accumulated in fp32 on Intel AMX.
+// Returns false (and does nothing) when AMX is unavailable (CPU, OS or kernel permission).
+bool sgemm_batched_bf16(const GemmArgs& args);
+bool amx_bf16_available();
+
 // "openblas" when the addon links OpenBLAS, else "none".
 const char* gemm_blas();
 // The instruction set of our own kernel: avx512, avx2 or generic.

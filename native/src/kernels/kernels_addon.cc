@@ -1,9 +1,11 @@
 // node-addon-api bindings of zeroflow_kernels, the compute kernels behind @zeroflow/backend-native:
 //   sgemmBatched(a, b, c, batch, m, n, k, transA, transB, accumulate?, aIndex?, bIndex?)
 //   sgemmBatchedOwn(...)   the same on our own kernel only (never BLAS), for tests and comparisons
+//   sgemmBatchedBf16(...)  the same with bf16 inputs on Intel AMX (fp32 accumulation); false when unavailable
 //   info()                 { blas, isa, threads }
 //   setNumThreads(n)       resizes the pool (0: the default, ZEROFLOW_NUM_THREADS or the cores)
 //   binary, exp, softmax, transpose, adamStep, sgdStep: see pointwise_bindings.inc
+//   unary, reduce, narrow16, widen16, round16: see math_bindings.inc
 // Arrays are read through napi_get_typedarray_info's data pointer, which (unlike ArrayBuffer().Data())
 // also works for views over a SharedArrayBuffer. Calls are synchronous: the JS thread blocks until the
 // kernel finished, as tfjs kernels must.
@@ -12,6 +14,7 @@
 #include <string>
 
 #include "gemm.h"
+#include "math.h"
 #include "pointwise.h"
 
 namespace {
@@ -92,12 +95,19 @@ Napi::Value SgemmBatchedOwn(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Returns whether it ran (false: AMX unavailable, C untouched; the caller uses sgemmBatched).
+Napi::Value SgemmBatchedBf16(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), zf::sgemm_batched_bf16(gemm_args(info)));
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(info.Env());
   o.Set("blas", zf::gemm_blas());
   o.Set("isa", zf::gemm_isa());
   o.Set("threads", zf::kernel_threads());
   o.Set("pointwiseIsa", zf::pointwise_isa());
+  o.Set("halfIsa", zf::half_isa());
+  o.Set("amxBf16", zf::amx_bf16_available());
   return o;
 }
 
@@ -107,11 +117,14 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 }
 
 #include "pointwise_bindings.inc"
+#include "math_bindings.inc"
 
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   InitPointwise(env, exports);
+  InitMath(env, exports);
   exports.Set("sgemmBatched", Napi::Function::New(env, SgemmBatched, "sgemmBatched"));
   exports.Set("sgemmBatchedOwn", Napi::Function::New(env, SgemmBatchedOwn, "sgemmBatchedOwn"));
+  exports.Set("sgemmBatchedBf16", Napi::Function::New(env, SgemmBatchedBf16, "sgemmBatchedBf16"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   return exports;

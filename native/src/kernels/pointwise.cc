@@ -94,6 +94,8 @@ void binary_f32(BinaryOp op, const float* a, const float* b, float* out, int64_t
                 bool swap) {
   if (b_mid < 1) b_mid = 1;
   if (b_inner < 1) b_inner = 1;
+  // One value of b (a scalar): one run over the whole range instead of runs of length b_mid = 1.
+  if (b_mid == 1) b_inner = std::max<int64_t>(n, 1);
   const auto fn = impl().binary_range;
   for_chunks(n, kChunk, [&](int64_t begin, int64_t end) {
     fn(static_cast<int>(op), swap, a, b, out, begin, end, b_mid, b_inner);

@@ -8,7 +8,7 @@
  * service before the optimizer-step owner accumulates it, where DeepSpeed's would be 16-bit.
  */
 
-import type { MixedPrecisionService } from '@zeroflow/core';
+import type { HalfParameterStorage, MixedPrecisionService } from '@zeroflow/core';
 import { type HalfFormat, narrow, roundInPlace, widen } from '@zeroflow/core';
 
 /** The capability (and service key) under which amp offers `AmpService`. */
@@ -29,11 +29,21 @@ export interface AmpService extends MixedPrecisionService {
   widen(src: Uint16Array, dst?: Float32Array): Float32Array;
   /** The current loss scale (1 for bf16). */
   lossScale(): number;
+  /** The optimizer-step owner hands over its 16-bit parameters; amp's parameter access widens them. */
+  attachParameterStorage(storage: HalfParameterStorage): void;
 }
 
-/** Builds the service for `format`; `lossScale` reads the plugin's scaler. */
-export function createAmpService(format: HalfFormat, lossScale: () => number): AmpService {
+/**
+ * Builds the service for `format`; `lossScale` reads the plugin's scaler, `attach` receives the owner's
+ * 16-bit parameters.
+ */
+export function createAmpService(
+  format: HalfFormat,
+  lossScale: () => number,
+  attach: (storage: HalfParameterStorage) => void,
+): AmpService {
   return {
+    attachParameterStorage: attach,
     gradDtype: format,
     roundGradInPlace: (buf) => {
       roundInPlace(buf, format);

@@ -1,85 +1,64 @@
 /**
- * 16-bit parameter storage: the model's weights as the forward pass sees them, held as fp16/bf16 bit
- * patterns between steps and widened to fp32 for one leaf at a time.
+ * The forward pass's view of 16-bit parameters: amp's parameter access widens each leaf's weights from the
+ * optimizer-step owner's 16-bit flat buffer just in time, one leaf at a time.
+ *
+ * The 16-bit buffer is the owner's (core's stage 0 and the ZeRO stage 1/2 owners keep the full model ONLY as
+ * 16-bit bit patterns, with fp32 master weights for their optimizer partition): the owner hands it to amp
+ * through the `amp` service (`attachParameterStorage`), so there is a single 16-bit copy of the model and
+ * amp never holds parameters itself. A parameter the owner does not hold (a frozen one), or every parameter
+ * under an owner that keeps fp32 parameters, is rounded to 16 bits from `Parameter.tensor` at each use, so
+ * the forward pass computes with 16-bit weights in every case, as a model stored in fp16/bf16 would.
  */
 
 import {
   executionContext,
   type HalfFormat,
+  type HalfParameterStorage,
   type Module,
-  narrow,
   type Parameter,
   type ParameterAccess,
+  roundInPlace,
   tf,
   widen,
 } from '@zeroflow/core';
 
-/**
- * Holds a 16-bit copy of every parameter and serves it through the engine's parameter hook point.
- *
- * The fp32 master weights are NOT held here: they are the optimizer-step owner's (core's stage-0 owner binds
- * every `Parameter.tensor` to a view of its flat fp32 buffer, so `param.tensor` always reads the master
- * values the optimizer updates). This class only rounds those masters into 16 bits (`refresh`), after every
- * optimizer step, and widens the 16-bit copy back to fp32 when a leaf asks for its weights, so the forward
- * pass computes with the ROUNDED weights, as a model stored in fp16/bf16 would (DeepSpeed keeps the model's
- * fp16 params and the optimizer's fp32 masters in the same way).
- */
-export class HalfParameterStore {
-  private readonly halves = new Map<Parameter, Uint16Array>();
-  private stale = true;
+/** Serves 16-bit parameters to the forward pass through the engine's parameter hook point. */
+export class HalfParameterAccess {
+  private storage: HalfParameterStorage | null = null;
 
-  constructor(
-    readonly format: HalfFormat,
-    private readonly params: readonly Parameter[],
-  ) {}
+  constructor(readonly format: HalfFormat) {}
 
-  /** Bytes held in 16-bit copies. */
-  get bytes(): number {
-    let n = 0;
-    for (const h of this.halves.values()) n += h.byteLength;
-    return n;
+  /** The owner's 16-bit parameters (null until an owner attached them). */
+  get attached(): HalfParameterStorage | null {
+    return this.storage;
   }
 
-  /** Marks the 16-bit copies out of date; they are rebuilt from the masters at the next use. */
-  invalidate(): void {
-    this.stale = true;
-  }
-
-  /** Rounds every parameter's current master (fp32) value into its 16-bit copy. */
-  refresh(): void {
-    for (const p of this.params) this.refreshOne(p);
-    this.stale = false;
-  }
-
-  /** The 16-bit copy of `p` (rebuilt first when out of date). */
-  half(p: Parameter): Uint16Array {
-    if (this.stale) this.refresh();
-    return this.halves.get(p) ?? this.refreshOne(p);
-  }
-
-  /** The fp32 value the forward pass uses for `p`: its 16-bit copy widened. */
-  widened(p: Parameter): Float32Array {
-    return widen(this.half(p), this.format);
-  }
-
-  private refreshOne(p: Parameter): Uint16Array {
-    if (!p.tensor) {
+  /** Called through the `amp` service by the optimizer-step owner. */
+  attach(storage: HalfParameterStorage): void {
+    if (storage.format !== this.format) {
       throw new Error(
-        `@zeroflow/amp: parameter "${p.name}" has no fp32 master tensor on this rank; 16-bit storage needs one ` +
-          '(ZeRO-3 partitioned parameters are not supported by this plugin yet)',
+        `@zeroflow/amp: the optimizer-step owner stores parameters as ${storage.format}, amp runs ${this.format}`,
       );
     }
-    // dataSync on the cpu backend hands back the master buffer itself: no copy before narrowing.
-    const master = p.tensor.dataSync() as Float32Array;
-    let h = this.halves.get(p);
-    if (!h) this.halves.set(p, (h = new Uint16Array(p.size)));
-    narrow(master, this.format, h);
-    return h;
+    this.storage = storage;
+  }
+
+  /** The fp32 values the forward pass uses for `p`: its 16-bit value widened. */
+  widened(p: Parameter): Float32Array {
+    const h = this.storage?.half(p);
+    if (h) return widen(h, this.format);
+    if (!p.tensor) {
+      throw new Error(
+        `@zeroflow/amp: parameter "${p.name}" has neither 16-bit storage nor an fp32 tensor on this rank ` +
+          '(a partitioned parameter must be served by its owner’s parameter access, as ZeRO-3’s is)',
+      );
+    }
+    return roundInPlace((p.tensor.dataSync() as Float32Array).slice(), this.format);
   }
 
   /**
    * The parameter access to install with `ctx.setParameterAccess`: `acquire` builds fresh fp32 tensors from
-   * the 16-bit copies; `release` frees them as soon as the leaf is done, so only one leaf's widened weights
+   * the 16-bit values; `release` frees them as soon as the leaf is done, so only one leaf's widened weights
    * are alive at a time outside of what backward keeps.
    */
   access(): ParameterAccess {

@@ -6,7 +6,7 @@
 import { plugin } from './plugin.js';
 
 export { AMP_SERVICE, type AmpService, createAmpService } from './gradient-rounding.js';
-export { HalfParameterStore } from './half-storage.js';
+export { HalfParameterAccess } from './half-storage.js';
 export {
   DynamicLossScaler,
   type DynamicLossScalerOptions,

@@ -13,7 +13,7 @@ import {
   type ZeroFlowPlugin,
 } from '@zeroflow/core';
 import { AMP_SERVICE, type AmpService, createAmpService } from './gradient-rounding.js';
-import { HalfParameterStore } from './half-storage.js';
+import { HalfParameterAccess } from './half-storage.js';
 import {
   DynamicLossScaler,
   type LossScaler,
@@ -47,13 +47,11 @@ export interface AmpPlugin extends ZeroFlowPlugin {
   readonly format: HalfFormat | null;
   /** The loss scaler (fp16), known after setup; null for bf16. */
   readonly scaler: LossScaler | null;
-  /** The 16-bit parameter copies, known after setup. */
-  readonly store: HalfParameterStore | null;
   /**
-   * Rebuilds the 16-bit copies from the fp32 masters now. Call after changing weights outside the engine
-   * (`param.load`): the copies are otherwise refreshed after each optimizer step and checkpoint load.
+   * The parameter access serving 16-bit weights to the forward pass, known after setup; its `attached`
+   * storage is the optimizer-step owner's 16-bit flat buffer (the model's only full copy).
    */
-  refreshHalfWeights(): void;
+  readonly parameters: HalfParameterAccess | null;
 }
 
 /** The scaler a fp16 config asks for. */
@@ -72,28 +70,31 @@ export function createLossScaler(fp16: Fp16Config, opts: AmpOptions = {}): LossS
 
 /**
  * Creates the amp plugin. Behaviour, per step:
- * - forward: every leaf's weights are the 16-bit copies widened to fp32 (installed as the parameter access).
+ * - storage: the optimizer-step owner (stage 0, ZeRO 1/2) finds the `amp` service, keeps the parameters as
+ *   a 16-bit flat buffer with fp32 masters for its optimizer partition, and attaches that buffer here. The
+ *   ZeRO-3 owner keeps 16-bit shards with fp32 master shards and attaches nothing.
+ * - forward: every leaf's weights are the owner's 16-bit values widened to fp32 (amp's parameter access; at
+ *   stage 3 the stage-3 gatherer's, which all-gathers 16-bit chunks and widens them per leaf).
  * - backward: the cotangent is multiplied by `lossScale()` (fp16; 1 for bf16).
  * - step: the owner divides the scale out and computes the gradient norm over the reduced gradients;
  *   `checkOverflow` vetoes the step on a non-finite norm. Since the norm is global, every rank decides alike.
- * - after the step: the scaler records the overflow (or not); after a real update the fp32 masters are
- *   rounded into the 16-bit copies.
+ * - after the step: the scaler records the overflow (or not); the owner has rounded the updated fp32
+ *   masters into its 16-bit buffer and all-gathered it.
  */
 export function createPlugin(options: AmpOptions = {}): AmpPlugin {
   let format: HalfFormat | null = null;
   let scaler: LossScaler | null = null;
-  let store: HalfParameterStore | null = null;
+  let parameters: HalfParameterAccess | null = null;
   let ctx: PluginContext | null = null;
   let checkBf16Overflow = true;
-  // The engine step count the 16-bit copies were last synced at: a forward at any other step (e.g. after a
-  // checkpoint restored weights in place) rebuilds them.
-  let syncedAtStep = -1;
 
   const plugin: AmpPlugin = {
     name: '@zeroflow/amp',
     version: AMP_VERSION,
     coreVersion: '^0.1.0',
     provides: ['loss-scaling', 'parameter-storage', AMP_SERVICE],
+    // ZeRO-3 stores 16-bit parameter shards and widens gathered weights itself (see setup)
+    yields: ['parameter-storage'],
     // Set up before any owner, so owners can find the `amp` service when they are created.
     enforce: 'pre',
     get format() {
@@ -102,11 +103,8 @@ export function createPlugin(options: AmpOptions = {}): AmpPlugin {
     get scaler() {
       return scaler;
     },
-    get store() {
-      return store;
-    },
-    refreshHalfWeights() {
-      store?.refresh();
+    get parameters() {
+      return parameters;
     },
     setup(c) {
       ctx = c;
@@ -120,30 +118,26 @@ export function createPlugin(options: AmpOptions = {}): AmpPlugin {
       format = fp16.enabled ? 'fp16' : 'bf16';
       checkBf16Overflow = bf16.check_grad_overflow;
       scaler = fp16.enabled ? createLossScaler(fp16, options) : null;
-      store = new HalfParameterStore(
+      const access = new HalfParameterAccess(format);
+      parameters = access;
+      // At ZeRO stage 3 the owner holds the 16-bit shards, gathers 16-bit data and widens each leaf's weights
+      // in its own parameter access (the only one: amp yields `parameter-storage`); it never attaches storage.
+      if (c.config.zero_optimization.stage !== 3) c.setParameterAccess(access.access());
+      // The owner is created after every setup: it attaches its 16-bit buffer through the service.
+      const service: AmpService = createAmpService(
         format,
-        c.parameters.map((p) => p.param),
+        () => scaler?.lossScale ?? 1,
+        (storage) => access.attach(storage),
       );
-      // The owner binds the parameters to its fp32 buffers and rank 0's weights are broadcast after this
-      // setup: the copies are built lazily at the first use, from the final masters.
-      store.invalidate();
-      c.setParameterAccess(store.access());
-      const service: AmpService = createAmpService(format, () => scaler?.lossScale ?? 1);
       c.provideService(AMP_SERVICE, service);
       const scaleNote = scaler
         ? scaler.dynamic
           ? `dynamic loss scale from ${scaler.lossScale}`
           : `static loss scale ${scaler.lossScale}`
         : 'no loss scaling';
-      if (c.world.rank === 0) c.log(`${format} parameter storage, fp32 master weights, ${scaleNote}`);
+      if (c.world.rank === 0) c.log(`${format} parameters and gradients, fp32 master weights, ${scaleNote}`);
     },
     hooks: {
-      beforeForward(info: StepInfo) {
-        if (store && info.globalStep !== syncedAtStep) {
-          store.refresh();
-          syncedAtStep = info.globalStep;
-        }
-      },
       lossScale() {
         return scaler?.lossScale ?? 1;
       },
@@ -162,8 +156,6 @@ export function createPlugin(options: AmpOptions = {}): AmpPlugin {
             );
           }
         }
-        if (store && !info.skipped) store.refresh();
-        syncedAtStep = info.globalStep;
       },
       stateDict() {
         return { format, scaler: scaler ? scaler.stateDict() : null };
@@ -171,8 +163,6 @@ export function createPlugin(options: AmpOptions = {}): AmpPlugin {
       loadStateDict(state: Record<string, unknown>) {
         const saved = state.scaler as LossScalerState | null | undefined;
         if (scaler && saved) scaler.loadStateDict(saved);
-        store?.invalidate();
-        syncedAtStep = -1;
       },
     },
   };
@@ -181,6 +171,6 @@ export function createPlugin(options: AmpOptions = {}): AmpPlugin {
 
 /**
  * A shared instance with default options. Core calls `createPlugin()` (a fresh instance per engine); use this
- * one only for a single engine per process, since it keeps that engine's scaler and 16-bit copies.
+ * one only for a single engine per process, since it keeps that engine's scaler and parameter access.
  */
 export const plugin: AmpPlugin = createPlugin();

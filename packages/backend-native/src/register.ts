@@ -1,8 +1,12 @@
 import { tf } from '@zeroflow/core';
 import { type KernelsAddon, kernelsAddonUnavailableReason, loadKernelsAddon } from '@zeroflow/native';
 import { NativeCpuBackend } from './backend.js';
+import { installNativeHalfKernels } from './half-kernels.js';
 import { makeBatchMatMul, makeFusedMatMul } from './kernels/batch-matmul.js';
+import { makeConcat } from './kernels/concat.js';
 import { makeBinary, makeExp, makeSoftmax, makeTranspose } from './kernels/elementwise.js';
+import { makeGatherV2 } from './kernels/gather.js';
+import { makePow, makeReduce, makeUnary, UNARY_OPS } from './kernels/math.js';
 import { makeSlice, makeSplitV } from './kernels/slice.js';
 import { installNativeFlatKernels } from './optim-kernels.js';
 
@@ -18,11 +22,20 @@ export interface NativeBackendStatus {
   /** Why native kernels are unavailable (null when registered). */
   reason: string | null;
   /** The kernels addon's build: BLAS used for large matrices, our kernel's ISA, threads. */
-  info: { blas: string; isa: string; threads: number; pointwiseIsa: string } | null;
+  info: {
+    blas: string;
+    isa: string;
+    threads: number;
+    pointwiseIsa: string;
+    halfIsa?: string;
+    amxBf16?: boolean;
+  } | null;
   /** The kernels this backend runs natively (the others are the cpu backend's). */
   nativeKernels: string[];
   /** Whether core's Adam/AdamW/SGD run the native optimizer kernels (needs core's `setFlatKernels` hook). */
   nativeOptimizers: boolean;
+  /** Whether core's fp16/bf16 `narrow`/`widen`/`roundInPlace` run native conversions (`setHalfKernels`). */
+  nativeHalf: boolean;
 }
 
 // Kept on globalThis: the package can be loaded twice in one process (its source in tests and benchmarks,
@@ -45,6 +58,22 @@ function nativeKernelConfigs(addon: KernelsAddon): tf.KernelConfig[] {
     makeExp(addon),
     makeSoftmax(addon),
     makeTranspose(addon),
+    ...nativeMathKernels(addon),
+  ];
+}
+
+/** Unary math, Pow, reductions, gather and concat; ZEROFLOW_NATIVE_MATH=0 keeps their cpu kernels (A/B timings). */
+function nativeMathKernels(addon: KernelsAddon): tf.KernelConfig[] {
+  if (process.env.ZEROFLOW_NATIVE_MATH === '0') return [];
+  return [
+    ...(Object.keys(UNARY_OPS) as (keyof typeof UNARY_OPS)[]).map((name) => makeUnary(addon, name)),
+    makePow(addon),
+    makeReduce(addon, 'Sum'),
+    makeReduce(addon, 'Max'),
+    makeReduce(addon, 'Min'),
+    makeReduce(addon, 'Mean'),
+    makeGatherV2(),
+    makeConcat(),
   ];
 }
 
@@ -61,7 +90,15 @@ export function registerNativeBackend(options: { activate?: boolean } = {}): Nat
     process.stderr.write(
       `[zeroflow/backend-native] native kernels unavailable (${reason}); using the tfjs cpu backend\n`,
     );
-    status = { registered: false, active: false, reason, info: null, nativeKernels: [], nativeOptimizers: false };
+    status = {
+      registered: false,
+      active: false,
+      reason,
+      info: null,
+      nativeKernels: [],
+      nativeOptimizers: false,
+      nativeHalf: false,
+    };
     shared[STATUS_KEY] = status;
     return status;
   }
@@ -86,6 +123,7 @@ export function registerNativeBackend(options: { activate?: boolean } = {}): Nat
     info: addon.info(),
     nativeKernels: [...overridden],
     nativeOptimizers: installNativeFlatKernels(addon),
+    nativeHalf: installNativeHalfKernels(addon),
   };
   shared[STATUS_KEY] = status;
   return status;
@@ -100,4 +138,12 @@ export function nativeBackendStatus(): NativeBackendStatus | null {
 export function setNativeThreads(threads: number): number {
   const addon = loadKernelsAddon();
   return addon ? addon.setNumThreads(threads) : 0;
+}
+
+/**
+ * The native kernels addon itself (raw sgemm, conversions...), for benchmarks and tools that measure it
+ * without tfjs; null when unavailable.
+ */
+export function nativeKernelsAddon(): KernelsAddon | null {
+  return loadKernelsAddon();
 }

@@ -192,3 +192,57 @@ describe('the estimate agrees with memoryReport() of a real 2-rank job (fp32 Ada
     });
   }
 });
+
+describe('with amp, the estimate agrees with memoryReport() of a real 2-rank job', () => {
+  const cases: { stage: number; precision: 'fp16' | 'bf16'; gradAccum?: 'fp32' }[] = [];
+  for (const precision of ['fp16', 'bf16'] as const) for (const stage of [0, 1, 2]) cases.push({ stage, precision });
+  cases.push({ stage: 1, precision: 'bf16', gradAccum: 'fp32' });
+  // stage 3: 16-bit parameter and gradient shards, fp32 master shard + moments (16Ψ/N)
+  cases.push({ stage: 3, precision: 'bf16' });
+  for (const c of cases) {
+    const label = `stage ${c.stage}, ${c.precision}${c.gradAccum ? ', grad_accum_dtype fp32' : ''}`;
+    it(`${label}: 16-bit parameters and gradients, fp32 masters + moments, each within 1%`, async () => {
+      const precision = { [c.precision]: { enabled: true } };
+      const dataTypes = c.gradAccum ? { data_types: { grad_accum_dtype: c.gradAccum } } : {};
+      // stage 3: every parameter partitioned (small ones would stay whole, outside the model-state formula)
+      const zero = c.stage === 3 ? { stage3_param_persistence_threshold: 0 } : {};
+      const config = configFile(`fixture-s${c.stage}-${c.precision}${c.gradAccum ?? ''}.json`, {
+        train_batch_size: 8,
+        gradient_accumulation_steps: 2,
+        optimizer: { type: 'AdamW', params: { lr: 3e-3, weight_decay: 0.01 } },
+        zero_optimization: { stage: c.stage, ...zero },
+        ...precision,
+        ...dataTypes,
+      });
+      const r = await cli('estimate', ...GPT_ARGS, '--seq-len', '16', '--config', config, '--world', '2', '--json');
+      expect(r.code, r.stderr).toBe(0);
+      const estimate = JSON.parse(r.stdout);
+      expect(estimate.bytesPerElement).toEqual({ params: 2, grads: c.gradAccum ? 4 : 2, optimizer: 12 });
+      const { ranks } = await runZero(2, c.stage, 1, { config: { ...precision, ...dataTypes }, zero });
+      for (const rank of ranks) {
+        const m = rank.memory;
+        // the optimizer's partition holds the fp32 masters beside the moments: the estimate's 12 B/elem
+        const measured = { params: m.parameters, grads: m.gradients, optimizer: m.optimizer + m.masterWeights };
+        const predicted = estimate.modelStateBytesPerRank;
+        for (const key of ['params', 'grads', 'optimizer'] as const)
+          expect(Math.abs(predicted[key] - measured[key]) / measured[key], key).toBeLessThan(0.01);
+        const total = measured.params + measured.grads + measured.optimizer;
+        expect(Math.abs(predicted.total - total) / total).toBeLessThan(0.01);
+      }
+    });
+  }
+
+  it('the formula shows fp32 gradient accumulation when configured', async () => {
+    const config = configFile('s2-bf16-fp32acc.json', {
+      train_batch_size: 8,
+      zero_optimization: { stage: 2 },
+      bf16: { enabled: true },
+      data_types: { grad_accum_dtype: 'fp32' },
+    });
+    const r = await cli('estimate', ...GPT_ARGS, '--seq-len', '16', '--config', config, '--world', '4', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.formula).toBe('2Ψ + 4Ψ/N + 12Ψ/N');
+    expect(out.modelStateBytesPerRank.total).toBe(2 * out.paddedPsi + (16 * out.paddedPsi) / 4);
+  });
+});

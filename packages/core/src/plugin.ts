@@ -84,7 +84,8 @@ export interface GradientOwner {
   memoryReport?(): Record<string, number>;
   /**
    * Full fp32 values of the parameters this owner stores partitioned (ZeRO-3), by name. A collective: core
-   * calls it on every rank when saving a checkpoint.
+   * calls it on every rank when saving a checkpoint. Owners under mixed precision return their fp32 master
+   * weights here (gathered from every rank's shard), so that checkpoints hold masters, not 16-bit values.
    */
   fullParameters?(): Promise<Record<string, Float32Array>>;
   dispose?(): void;
@@ -97,6 +98,27 @@ export interface GradientOwner {
 export interface MixedPrecisionService {
   readonly gradDtype: 'fp16' | 'bf16';
   roundGradInPlace(buf: Float32Array): void;
+  /**
+   * Called by an optimizer-step owner that holds the model's parameters as 16-bit flat buffers (the only
+   * copy of the full model; fp32 master weights live in the owner's optimizer partition). The service's
+   * parameter access then widens `storage.half(p)` to fp32 for one leaf at a time, just in time. Owners that
+   * keep fp32 parameters do not call it. Optional: services from before this hook do not implement it.
+   */
+  attachParameterStorage?(storage: HalfParameterStorage): void;
+}
+
+/**
+ * The 16-bit parameters an optimizer-step owner holds under mixed precision (see
+ * {@link MixedPrecisionService.attachParameterStorage}).
+ */
+export interface HalfParameterStorage {
+  /** The 16-bit format of the bit patterns. */
+  readonly format: 'fp16' | 'bf16';
+  /**
+   * The 16-bit bit patterns of `param` (a view into the owner's flat buffer: read it, never keep it across an
+   * optimizer step), or undefined when this owner does not hold `param` (a frozen parameter).
+   */
+  half(param: Parameter): Uint16Array | undefined;
 }
 
 /** A plugin's checkpoint share: flat named fp32 tensors plus JSON-able metadata. */
@@ -162,6 +184,14 @@ export interface ZeroFlowPlugin {
   /** Names of plugins that must also be registered (they are set up first). */
   dependencies?: string[];
   provides?: Capability[];
+  /**
+   * Capabilities of `provides` this plugin gives up to another registered plugin that provides them too
+   * (checked at registration, before setup): such a plugin then must not use them. `@zeroflow/amp` yields
+   * `parameter-storage` to ZeRO stage 3, which stores 16-bit parameter shards and widens gathered weights
+   * itself; with stages 0-2 amp serves the owner's 16-bit buffers. Two providers that both yield still
+   * conflict.
+   */
+  yields?: Capability[];
   requires?: Capability[];
   /** The config section this plugin owns and validates (core validates the rest). */
   configSection?: { key: string; schema: Schema };

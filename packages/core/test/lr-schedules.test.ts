@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/config/index.js';
 import { ConfigError } from '../src/errors.js';
 import { createOptimizer, createScheduler, type FlatOptimizer, type OneCycle, WarmupLR } from '../src/optim/index.js';
 
@@ -302,5 +303,14 @@ describe('scheduler state and resumption', () => {
     expect(() => createScheduler('WarmupLR', { warmup_num_steps: 0 }, opt)).toThrow(/warmup_num_steps/);
     expect(() => createScheduler('OneCycle', { cycle_max_lr: 1 }, opt)).toThrow(/cycle_min_lr/);
     expect(() => createScheduler('warmuplr', {}, opt)).not.toThrow();
+    expect(() => createScheduler('WarmupCosineLR', { total_num_steps: 'auto' }, opt)).toThrow(/must be resolved/);
+  });
+
+  it('validates with the config schema: per-group lists are accepted by resolveConfig too', () => {
+    const params = { warmup_min_lr: [0.1, 0.2], warmup_num_steps: 10 };
+    const config = resolveConfig({ train_batch_size: 1, scheduler: { type: 'WarmupLR', params } });
+    expect(config.scheduler?.params).toMatchObject(params);
+    const opt = createOptimizer('Adam', {}, [{ lr: 1 }, { lr: 2 }]);
+    expect(createScheduler('WarmupLR', config.scheduler?.params ?? {}, opt).getLr()).toEqual([0.1, 0.2]);
   });
 });

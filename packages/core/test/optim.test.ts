@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../src/config/index.js';
 import { ConfigError, ZeroFlowError } from '../src/errors.js';
 import { Adam, AdamW, buildParamGroups, createOptimizer, Lamb, SGD } from '../src/optim/index.js';
 import {
@@ -251,6 +252,18 @@ describe('createOptimizer', () => {
     expect(() => createOptimizer('Adam', { lr: 'auto' })).toThrow(/auto/);
     expect(() => createOptimizer('Adam', { amsgrad: true })).toThrow(/AMSGrad/);
     expect(() => createOptimizer('Adam', {}, [{ lr: -1 }])).toThrow(/param_groups\[0\]\.lr/);
+  });
+
+  it('validates with the config schema: the same rules and defaults as resolveConfig', () => {
+    const config = resolveConfig({ train_batch_size: 1, optimizer: { type: 'lamb', params: { lr: 0.01 } } });
+    // eps_inside_sqrt and amsgrad are optimizer-wide options, not group values.
+    const { eps_inside_sqrt, amsgrad, ...groupValues } = (config.optimizer?.params ?? {}) as Record<string, unknown>;
+    expect(createOptimizer('LAMB', { lr: 0.01 }).paramGroups[0]).toEqual(groupValues);
+    expect(() => createOptimizer('Adam', { lr: 0 })).toThrow(/optimizer\.params\.lr = 0: must be a number > 0/);
+    // Lamb implements eps_inside_sqrt, so a config file may set it too.
+    const lamb = { train_batch_size: 1, optimizer: { type: 'Lamb', params: { eps_inside_sqrt: true } } };
+    expect(resolveConfig(lamb).optimizer?.params).toMatchObject({ eps_inside_sqrt: true });
+    expect((createOptimizer('Lamb', { eps_inside_sqrt: true }) as Lamb).epsInsideSqrt).toBe(true);
   });
 });
 

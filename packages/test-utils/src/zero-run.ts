@@ -14,6 +14,8 @@ export interface RankOut {
   rank: number;
   losses: number[];
   norms: number[];
+  /** `tf.memory().numTensors` after each optimizer step. */
+  numTensors: number[];
   memory: Record<string, number>;
   bucketStats: { buckets: number; bufferBytes: number; peakLiveBytes: number } | null;
   plugins: string[];
@@ -38,7 +40,14 @@ export async function runZero(
   n: number,
   stage: number,
   steps: number,
-  opts: { comm?: string; mode?: string; ckptDir?: string; zero?: Record<string, unknown> } = {},
+  opts: {
+    comm?: string;
+    mode?: string;
+    ckptDir?: string;
+    zero?: Record<string, unknown>;
+    /** Top-level config keys merged in, e.g. `{ bf16: { enabled: true } }`. */
+    config?: Record<string, unknown>;
+  } = {},
 ): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), `zf-zero${stage}-${n}-`));
   const exits = await runRanks(
@@ -51,6 +60,7 @@ export async function runZero(
       join(dir, `r${r}.json`),
       opts.ckptDir ?? '',
       opts.zero ? JSON.stringify(opts.zero) : '',
+      opts.config ? JSON.stringify(opts.config) : '',
     ],
     { ZEROFLOW_COMM: opts.comm ?? 'tcp' },
     180_000,

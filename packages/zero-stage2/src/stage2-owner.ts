@@ -1,18 +1,24 @@
 import {
   allGatherUnits,
+  asFloat32,
   BucketReducer,
   bindParametersToBuffer,
   checkZeroStageConfig,
   contiguousShardView,
   dataParallelGroup,
+  dtypeOpts,
+  type FlatBuffer,
   type FlatOptimizer,
   type GradientOwner,
   type GroupPartition,
   gatherShard,
   globalNorm,
+  HalfFlatParameters,
   isContiguous,
   layoutFlatGroups,
   loadShardedStateDict,
+  type MixedPrecisionLayout,
+  mixedPrecisionLayout,
   type OwnerState,
   type Parameter,
   type PluginContext,
@@ -23,7 +29,6 @@ import {
   shardSegments,
   sharedFloat32,
   sumOfSquares,
-  type tf,
   ZeroFlowError,
   type ZeroStageSettings,
 } from '@zeroflow/core';
@@ -46,12 +51,19 @@ const MAX_BUCKETS_IN_FLIGHT = 2;
  * does, means no rank ever holds a full gradient, only the buckets being filled or in flight. At the step:
  * average, clip with the global norm, step the optimizer on the shard, all-gather each bucket's chunks back
  * into the flat parameters.
+ *
+ * With the `amp` service (fp16/bf16): the full parameters are 16-bit (2Ψ), buckets and the gradient shard
+ * are 16-bit (2Ψ/N; an fp32 shard with `data_types.grad_accum_dtype: "fp32"`), and the fp32 master weights
+ * exist for this rank's shard only, beside Adam's moments: 2Ψ + 14Ψ/N. Both collectives move 16-bit data.
  */
 export class Stage2Owner implements GradientOwner {
   private readonly settings: ZeroStageSettings;
   private readonly comm: ProcessGroup | null;
-  private readonly params: Float32Array[];
-  private readonly shardGrads: Float32Array[];
+  /** fp32 parameters (fp32 training) or null under amp. */
+  private readonly params: Float32Array[] | null;
+  private readonly half: HalfFlatParameters | null;
+  private readonly mp: MixedPrecisionLayout | null;
+  private readonly shardGrads: FlatBuffer[];
   private readonly partitions: GroupPartition[];
   private readonly reducer: BucketReducer;
   private workspaceBytes = 0;
@@ -65,24 +77,42 @@ export class Stage2Owner implements GradientOwner {
     this.comm = dataParallelGroup(ctx.service<ProcessGroup>('comm'), dp, PACKAGE_NAME);
     const rank = this.comm?.rank ?? 0;
     const groups = layoutFlatGroups(ctx.parameters, ctx.paramGroups, dp);
-    this.params = groups.map((g) => sharedFloat32(g.paddedSize));
-    groups.forEach((g, i) => bindParametersToBuffer(g, this.params[i]));
     this.partitions = groups.map((g) => partitionByUnits(g, dp, rank, this.settings.reduceBucketSize));
-    this.shardGrads = this.partitions.map((p) => new Float32Array(p.shardSize));
+    const mp = mixedPrecisionLayout(ctx, PACKAGE_NAME);
+    this.mp = mp;
+    if (mp) {
+      this.params = null;
+      const shards = this.partitions.map((p) => ({ size: p.shardSize, ranges: p.ranges }));
+      this.half = new HalfFlatParameters(mp.format, groups, shards, dp > 1);
+      mp.service.attachParameterStorage?.(this.half);
+    } else {
+      this.half = null;
+      this.params = groups.map((g) => sharedFloat32(g.paddedSize));
+      groups.forEach((g, i) => bindParametersToBuffer(g, this.params![i]));
+    }
+    this.shardGrads = this.partitions.map((p) =>
+      mp?.gradFormat ? new Uint16Array(p.shardSize) : new Float32Array(p.shardSize),
+    );
     this.reducer = new BucketReducer(this.partitions, this.comm, this.shardGrads, {
       reduceScatter: this.settings.reduceScatter,
       overlap: this.settings.overlapComm,
       maxInFlight: MAX_BUCKETS_IN_FLIGHT,
       modelOrder: ctx.parameters.map((p) => p.param),
+      // buckets travel in 16 bits under amp, whatever the shard accumulates in
+      half: mp?.format,
     });
   }
 
   async init(): Promise<void> {
     // Every rank starts from rank 0's weights, whatever its own initialization drew.
-    if (this.comm) for (const p of this.params) await this.comm.broadcast(p, 0).promise;
+    if (!this.comm) return;
+    if (this.half) await this.half.broadcastInitial(this.comm);
+    else for (const p of this.params!) await this.comm.broadcast(p, 0).promise;
   }
 
   beforeBackward(): void {
+    // weights changed through Parameter.tensor (param.load, a plugin) reach the 16-bit copy before forward
+    this.half?.sync();
     this.reducer.begin();
   }
 
@@ -104,10 +134,14 @@ export class Stage2Owner implements GradientOwner {
   }
 
   async step(opts: { unscale: number; clipNorm: number; skip?: (gradNorm: number) => boolean }): Promise<StepOutcome> {
+    this.half?.sync();
     const dp = this.ctx.world.dataParallelSize;
+    const format = this.mp?.format ?? 'bf16';
+    // 16-bit gradient shards are unscaled, clipped and stepped in fp32 (a transient copy of the shard)
+    const grads = this.shardGrads.map((g) => asFloat32(g, format));
     const inv = 1 / (opts.unscale * dp);
     let sq = 0;
-    for (const g of this.shardGrads) {
+    for (const g of grads) {
       for (let i = 0; i < g.length; i++) g[i] *= inv;
       sq += sumOfSquares(g);
     }
@@ -118,33 +152,62 @@ export class Stage2Owner implements GradientOwner {
     }
     if (opts.clipNorm > 0 && gradNorm > opts.clipNorm) {
       const c = opts.clipNorm / (gradNorm + 1e-6);
-      for (const g of this.shardGrads) for (let i = 0; i < g.length; i++) g[i] *= c;
+      for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= c;
+    }
+    this.workspaceBytes = grads.reduce((a, g, i) => a + (g === this.shardGrads[i] ? 0 : g.byteLength), 0);
+    const comm = this.comm;
+    if (this.half) {
+      const half = this.half;
+      // the masters are this rank's shard already (contiguous): step them, all-gather their 16-bit rounding
+      this.optimizer.step(
+        this.partitions.map((p, i) => ({ params: half.master[i], grads: grads[i], segments: shardSegments(p) })),
+      );
+      half.narrowMasters();
+      if (comm) {
+        this.partitions.forEach((p, i) => {
+          const shard16 = new Uint16Array(p.shardSize);
+          for (const r of p.ranges)
+            shard16.set(half.flat[i].subarray(r.flatStart, r.flatStart + r.length), r.shardStart);
+          this.workspaceBytes += shard16.byteLength;
+          const o = dtypeOpts(shard16, format);
+          allGatherUnits(
+            comm,
+            p,
+            shard16,
+            half.flat[i],
+            this.settings.allgatherBucketSize,
+            !this.settings.allgatherPartitions,
+            o,
+          );
+        });
+      }
+      this.zeroGrad();
+      return { gradNorm, skipped: false };
     }
     // A shard made of several bucket chunks is not one slice of the flat buffer: the optimizer steps a
     // contiguous copy (transient, 4 bytes x shard), which the all-gather then writes back into place.
-    this.workspaceBytes = 0;
+    const params = this.params!;
     const shardParams = this.partitions.map((p, i) => {
-      if (isContiguous(p)) return contiguousShardView(p, this.params[i]);
+      if (isContiguous(p)) return contiguousShardView(p, params[i]);
       const copy = new Float32Array(p.shardSize);
-      gatherShard(p, this.params[i], copy);
+      gatherShard(p, params[i], copy);
       this.workspaceBytes += copy.byteLength;
       return copy;
     });
     this.optimizer.step(
       this.partitions.map((p, i) => ({
         params: shardParams[i],
-        grads: this.shardGrads[i],
+        grads: grads[i],
         segments: shardSegments(p),
       })),
     );
-    const comm = this.comm;
     if (comm) {
       this.partitions.forEach((p, i) =>
         allGatherUnits(
           comm,
           p,
           shardParams[i],
-          this.params[i],
+          params[i],
           this.settings.allgatherBucketSize,
           !this.settings.allgatherPartitions,
         ),
@@ -155,33 +218,66 @@ export class Stage2Owner implements GradientOwner {
   }
 
   zeroGrad(): void {
+    this.half?.sync();
     for (const g of this.shardGrads) g.fill(0);
   }
 
+  /** Frees `Parameter.tensor` snapshots still held under amp (`engine.close()`). */
+  dispose(): void {
+    this.half?.dispose();
+  }
+
+  /**
+   * Under amp: the fp32 master weights of every rank, gathered (a collective: every rank calls it when a
+   * checkpoint is saved), by name.
+   */
+  async fullParameters(): Promise<Record<string, Float32Array>> {
+    const half = this.half;
+    if (!half) return {};
+    half.sync();
+    const full = this.partitions.map((p) => sharedFloat32(p.group.paddedSize));
+    half.mastersInto(full);
+    const comm = this.comm;
+    if (comm)
+      this.partitions.forEach((p, i) =>
+        allGatherUnits(comm, p, half.master[i], full[i], this.settings.allgatherBucketSize),
+      );
+    return half.byName(full);
+  }
+
   async stateDict(): Promise<OwnerState> {
+    this.half?.sync();
     return shardedStateDict(this.optimizer, this.partitions, 2);
   }
 
   async loadStateDict(state: OwnerState): Promise<void> {
+    this.half?.sync();
     loadShardedStateDict(this.optimizer, this.partitions, 2, state);
   }
 
   /**
-   * Bytes held by this rank: `gradients` is the gradient shard plus the pooled bucket buffers;
-   * `stepWorkspace` the transient contiguous parameter shard of the last step (0 when one rank).
+   * Bytes held by this rank: `parameters` (fp32, or 16-bit under amp), `masterWeights` (amp: this rank's
+   * fp32 shard), `gradients` the gradient shard, `optimizer`, `communication` the pooled bucket buffers;
+   * `stepWorkspace` transient copies of the last step (fp32 gradient shard under amp, parameter shards);
+   * `materializedParameters` (amp) fp32 copies read through `Parameter.tensor`.
    */
   memoryReport(): Record<string, number> {
     let optimizerBytes = 0;
     for (const g of this.optimizer.stateDict().groups)
       for (const v of Object.values(g.buffers)) optimizerBytes += v.byteLength;
-    return {
-      parameters: this.params.reduce((a, p) => a + p.byteLength, 0),
+    const report: Record<string, number> = {
+      parameters: this.half ? this.half.halfBytes : this.params!.reduce((a, p) => a + p.byteLength, 0),
       gradients: this.shardGrads.reduce((a, g) => a + g.byteLength, 0),
       optimizer: optimizerBytes,
       // reduce buckets in flight are communication buffers, not model states (as stage 1's staging)
       communication: this.reducer.bufferBytes,
       stepWorkspace: this.workspaceBytes,
     };
+    if (this.half) {
+      report.masterWeights = this.half.masterBytes;
+      report.materializedParameters = this.half.materializedBytes;
+    }
+    return report;
   }
 
   /** Bucket count and pooled bucket bytes, for reports and tests. */

@@ -8,8 +8,23 @@
  * interleaving). Buckets are launched strictly in order, each as soon as all its members' gradients are
  * complete (every use counted in forward delivered, so tied weights count twice), so every rank issues the
  * same collectives in the same order. Bucket buffers are pooled: a rank never holds a full gradient.
+ *
+ * Mixed precision (`half`): bucket buffers hold 16-bit gradients (each gradient added with one rounding, as
+ * stage 2's buckets and a 16-bit `+=` in PyTorch) and are reduce-scattered as 16-bit data, half of fp32's
+ * bytes; the reduced chunks are added into the gradient shards, 16-bit or fp32 (`grad_accum_dtype`).
  */
-import { type Parameter, type ProcessGroup, sharedFloat32, type Work, ZeroFlowError } from '@zeroflow/core';
+import {
+  addInto,
+  dtypeOpts,
+  type FlatBuffer,
+  type HalfFormat,
+  type Parameter,
+  type ProcessGroup,
+  sharedFloat32,
+  sharedUint16,
+  type Work,
+  ZeroFlowError,
+} from '@zeroflow/core';
 import type { ParamSlot } from './layout.js';
 
 interface Bucket {
@@ -27,26 +42,29 @@ const MAX_IN_FLIGHT = 2;
 export class ShardGradientReducer {
   private readonly buckets: Bucket[] = [];
   private readonly bucketOf = new Map<Parameter, number>();
-  private readonly slotBufs: (Float32Array | null)[];
-  private readonly pool: Float32Array[] = [];
+  private readonly slotBufs: (FlatBuffer | null)[];
+  private readonly pool: FlatBuffer[] = [];
   private readonly usesLeft = new Map<Parameter, number>();
   private readonly gotGrad = new Set<Parameter>();
   private membersLeft: number[] = [];
   private nextLaunch = 0;
-  private inFlight: { bucket: number; buf: Float32Array; work: Work | null }[] = [];
+  private inFlight: { bucket: number; buf: FlatBuffer; work: Work | null }[] = [];
   private readonly capacity: number;
   private allocated = 0;
 
   /**
    * @param slots parameters in model order
-   * @param shardGrads one per param group: this rank's gradient shard, accumulated into (`+=`)
+   * @param shardGrads one per param group: this rank's gradient shard (fp32, or 16-bit of `half`),
+   *   accumulated into (`+=`)
+   * @param half amp: buckets hold, and the wire carries, 16-bit gradients of this format
    */
   constructor(
     slots: readonly ParamSlot[],
     private readonly comm: ProcessGroup | null,
-    private readonly shardGrads: Float32Array[],
+    private readonly shardGrads: FlatBuffer[],
     bucketElements: number,
     private readonly overlap: boolean,
+    private readonly half: HalfFormat | null = null,
   ) {
     const n = comm?.size ?? 1;
     let cur: Bucket | null = null;
@@ -105,7 +123,8 @@ export class ShardGradientReducer {
       const start = q * chunk;
       const end = Math.min(values.length, start + chunk);
       const o = q * bucket.block + bucket.offsets[k] - start;
-      for (let i = start; i < end; i++) buf[o + i] += values[i];
+      if (buf instanceof Float32Array) for (let i = start; i < end; i++) buf[o + i] += values[i];
+      else addInto(buf, o + start, values, start, end - start, this.half ?? 'bf16');
     }
     const left = (this.usesLeft.get(p) ?? 1) - 1;
     this.usesLeft.set(p, left);
@@ -124,7 +143,7 @@ export class ShardGradientReducer {
     return unused;
   }
 
-  private bufFor(b: number): Float32Array {
+  private bufFor(b: number): FlatBuffer {
     let buf = this.slotBufs[b];
     if (!buf) {
       buf = this.pool.pop() ?? this.allocate();
@@ -133,9 +152,9 @@ export class ShardGradientReducer {
     return buf;
   }
 
-  private allocate(): Float32Array {
-    this.allocated += this.capacity * 4;
-    return sharedFloat32(this.capacity);
+  private allocate(): FlatBuffer {
+    this.allocated += this.capacity * (this.half ? 2 : 4);
+    return this.half ? sharedUint16(this.capacity) : sharedFloat32(this.capacity);
   }
 
   private launch(): void {
@@ -144,8 +163,11 @@ export class ShardGradientReducer {
     this.slotBufs[b] = null;
     const n = this.comm?.size ?? 1;
     const L = this.buckets[b].block;
+    const out = buf.subarray(n * L, (n + 1) * L);
     const work = this.comm
-      ? this.comm.reduceScatter(buf.subarray(n * L, (n + 1) * L), buf.subarray(0, n * L), 'sum')
+      ? this.half
+        ? this.comm.reduceScatter(out, buf.subarray(0, n * L), 'sum', dtypeOpts(out, this.half))
+        : this.comm.reduceScatter(out, buf.subarray(0, n * L), 'sum')
       : null;
     this.inFlight.push({ bucket: b, buf, work });
     if (!this.overlap) this.reap(true);
@@ -157,7 +179,7 @@ export class ShardGradientReducer {
       this.complete(this.inFlight.shift()!);
   }
 
-  private complete(x: { bucket: number; buf: Float32Array; work: Work | null }): void {
+  private complete(x: { bucket: number; buf: FlatBuffer; work: Work | null }): void {
     x.work?.wait();
     const bucket = this.buckets[x.bucket];
     const n = this.comm?.size ?? 1;
@@ -166,8 +188,10 @@ export class ShardGradientReducer {
     const reduced = this.comm ? x.buf.subarray(n * L, (n + 1) * L) : x.buf.subarray(0, L);
     bucket.members.forEach((m, k) => {
       const dst = this.shardGrads[m.group];
-      const src = reduced.subarray(bucket.offsets[k], bucket.offsets[k] + m.chunk);
-      for (let i = 0, o = m.shardOffset; i < m.chunk; i++, o++) dst[o] += src[i];
+      if (dst instanceof Float32Array && reduced instanceof Float32Array) {
+        const src = reduced.subarray(bucket.offsets[k], bucket.offsets[k] + m.chunk);
+        for (let i = 0, o = m.shardOffset; i < m.chunk; i++, o++) dst[o] += src[i];
+      } else addInto(dst, m.shardOffset, reduced, bucket.offsets[k], m.chunk, this.half ?? 'bf16');
     });
     x.buf.fill(0);
     this.pool.push(x.buf);

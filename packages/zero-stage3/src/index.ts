@@ -7,12 +7,27 @@ import { PACKAGE_NAME } from './config.js';
 import { partitionedParameterFactory } from './factory.js';
 import { Stage3Owner } from './stage3-owner.js';
 
+export { HeaderedAllGather, type PendingGather } from './all-gather.js';
 export { checkStage3Config, PACKAGE_NAME, type Stage3Settings } from './config.js';
-export { type PartitionedFactoryOptions, partitionedParameterFactory, takeFactoryShard } from './factory.js';
-export { type GathererOptions, ShardGatherer } from './gather.js';
+export {
+  type FactoryStats,
+  type PartitionedFactoryOptions,
+  partitionedParameterFactory,
+  takeFactoryShard,
+} from './factory.js';
+export { type GathererOptions, type GatherStats, ShardGatherer } from './gather.js';
 export { ShardGradientReducer } from './grad-reducer.js';
-export { chunkOf, copyChunk, layoutStage3, type ParamSlot, type Stage3Layout } from './layout.js';
-export { Stage3Owner } from './stage3-owner.js';
+export { type ZeroInitOptions, zeroInit, zeroInitFactory } from './init.js';
+export {
+  chunkOf,
+  copyChunk,
+  layoutStage3,
+  type ParamSlot,
+  persistentParameters,
+  type Stage3Layout,
+} from './layout.js';
+export { Stage3Owner, type Stage3Stats } from './stage3-owner.js';
+export { GatherTrace, StagingPool, type TraceStep } from './trace.js';
 
 /** This package's version. */
 export const VERSION = '0.1.0';

@@ -48,14 +48,38 @@ export function chunkOf(size: number, dpSize: number): number {
   return Math.ceil(size / dpSize);
 }
 
-/** Lays out the parameters of each param group one unit per parameter, for rank `rank` of `dpSize`. */
+/**
+ * The parameters that stay whole, chosen as DeepSpeed's `mark_persistent_parameters` does: in model order,
+ * each of at most `threshold` elements, while all of them together stay within `modelThreshold` elements.
+ */
+export function persistentParameters(
+  parameters: readonly NamedParameter[],
+  threshold: number,
+  modelThreshold = Number.MAX_SAFE_INTEGER,
+): Set<Parameter> {
+  const out = new Set<Parameter>();
+  let total = 0;
+  for (const { param } of parameters) {
+    if (param.size > threshold || total + param.size > modelThreshold) continue;
+    out.add(param);
+    total += param.size;
+  }
+  return out;
+}
+
+/**
+ * Lays out the parameters of each param group one unit per parameter, for rank `rank` of `dpSize`.
+ * Persistent parameters: see {@link persistentParameters}.
+ */
 export function layoutStage3(
   parameters: readonly NamedParameter[],
   paramGroups: readonly { names: string[] }[],
   dpSize: number,
   rank: number,
   persistenceThreshold: number,
+  modelPersistenceThreshold = Number.MAX_SAFE_INTEGER,
 ): Stage3Layout {
+  const persistent = persistentParameters(parameters, persistenceThreshold, modelPersistenceThreshold);
   const byName = new Map(parameters.map((p) => [p.name, p.param]));
   const modelIndex = new Map(parameters.map((p, i) => [p.param, i]));
   const slots = new Map<Parameter, ParamSlot>();
@@ -81,7 +105,7 @@ export function layoutStage3(
         group: gi,
         chunk,
         shardOffset,
-        persistent: param.size <= persistenceThreshold,
+        persistent: persistent.has(param),
       });
       offset += chunk * dpSize;
       size += param.size;

@@ -1,9 +1,13 @@
 import {
+  asFloat32,
   dataParallelGroup,
+  type FlatBuffer,
   type FlatOptimizer,
   type GradientOwner,
   globalNorm,
   loadShardedStateDict,
+  type MixedPrecisionLayout,
+  mixedPrecisionLayout,
   type OwnerState,
   type Parameter,
   type PluginContext,
@@ -15,11 +19,27 @@ import {
   sumOfSquares,
   ZeroFlowError,
 } from '@zeroflow/core';
+import { HeaderedAllGather } from './all-gather.js';
 import { checkStage3Config, PACKAGE_NAME, type Stage3Settings } from './config.js';
 import { takeFactoryShard } from './factory.js';
 import { ShardGatherer } from './gather.js';
 import { ShardGradientReducer } from './grad-reducer.js';
+import { HalfShards } from './half-shards.js';
 import { copyChunk, layoutStage3, type ParamSlot, type Stage3Layout } from './layout.js';
+
+/** What {@link Stage3Owner.stats} reports. */
+export interface Stage3Stats {
+  buckets: number;
+  bufferBytes: number;
+  gathers: number;
+  prefetches: number;
+  prefetchHits: number;
+  prefetchDiscarded: number;
+  traceInvalidations: number;
+  reuses: number;
+  persistent: number;
+  partitioned: number;
+}
 
 /**
  * ZeRO stage 3: parameters, gradients and optimizer state partitioned between data-parallel ranks.
@@ -28,18 +48,33 @@ import { copyChunk, layoutStage3, type ParamSlot, type Stage3Layout } from './la
  * `layout.ts`), the gradient shard of the same layout and the optimizer state of that shard: 16Ψ/N bytes
  * with Adam in fp32. `Parameter.tensor` is null for partitioned parameters: the {@link ShardGatherer}
  * installed as the engine's parameter access rebuilds a leaf's weights by all-gather right before the leaf
- * computes, and frees them right after, in forward and again in backward. Gradients go through
+ * computes (prefetched along the recorded trace), and frees them right after (unless the trace reuses them
+ * soon), in forward and again in backward. Gradients go through
  * {@link ShardGradientReducer} (bucketed reduce-scatter during backward) straight into the shard. Small
  * parameters (`stage3_param_persistence_threshold`) are also kept whole on every rank, refreshed by one
  * all-gather after each step; like DeepSpeed, their optimizer state stays partitioned with the rest.
+ *
+ * With the `amp` service (fp16/bf16, as DeepSpeed's stage 3): the parameter shard is 16-bit (2Ψ/N,
+ * {@link HalfShards}) and the fp32 shard the optimizer steps becomes the master weights (4Ψ/N); gradient
+ * shards are 16-bit (2Ψ/N; fp32 with `data_types.grad_accum_dtype: "fp32"`): 16Ψ/N with Adam. Gathers and
+ * gradient reduce-scatters move 16-bit data; the gatherer widens each leaf's weights to fp32 just in time
+ * (stage 3 installs the only parameter access: amp does not install its own at stage 3). Persistent
+ * parameters are whole 16-bit copies. Checkpoints and `fullParameters()` carry the fp32 masters.
  */
 export class Stage3Owner implements GradientOwner {
   readonly settings: Stage3Settings;
   readonly layout: Stage3Layout;
   private readonly comm: ProcessGroup | null;
   private readonly rank: number;
+  /** fp32 parameter shards, or under amp the fp32 master shards (what the optimizer steps). */
   private readonly shards: Float32Array[];
-  private readonly shardGrads: Float32Array[];
+  private readonly shardGrads: FlatBuffer[];
+  private readonly mp: MixedPrecisionLayout | null;
+  /** amp: the 16-bit parameter shards and persistent copies; null in fp32. */
+  private readonly half: HalfShards | null;
+  /** amp: all-gathers of the fp32 masters (checkpoints), apart from the 16-bit gathers of the forward. */
+  private readonly masterGather: HeaderedAllGather | null;
+  private workspaceBytes = 0;
   private readonly reducer: ShardGradientReducer;
   private readonly gatherer: ShardGatherer;
   private readonly persistent: ParamSlot[];
@@ -52,9 +87,23 @@ export class Stage3Owner implements GradientOwner {
     const dp = ctx.world.dataParallelSize;
     this.comm = dataParallelGroup(ctx.service<ProcessGroup>('comm'), dp, PACKAGE_NAME);
     this.rank = this.comm?.rank ?? 0;
-    this.layout = layoutStage3(ctx.parameters, ctx.paramGroups, dp, this.rank, this.settings.persistenceThreshold);
+    this.layout = layoutStage3(
+      ctx.parameters,
+      ctx.paramGroups,
+      dp,
+      this.rank,
+      this.settings.persistenceThreshold,
+      this.settings.modelPersistenceThreshold,
+    );
+    const mp = mixedPrecisionLayout(ctx, PACKAGE_NAME);
+    this.mp = mp;
     this.shards = this.layout.partitions.map((p) => new Float32Array(p.shardSize));
-    this.shardGrads = this.layout.partitions.map((p) => new Float32Array(p.shardSize));
+    const half = mp ? new HalfShards(mp.format, this.layout) : null;
+    this.half = half;
+    this.masterGather = half ? new HeaderedAllGather(this.comm, this.shards) : null;
+    this.shardGrads = this.layout.partitions.map((p) =>
+      mp?.gradFormat ? new Uint16Array(p.shardSize) : new Float32Array(p.shardSize),
+    );
     this.persistent = this.layout.ordered.filter((s) => s.persistent);
     this.reducer = new ShardGradientReducer(
       this.layout.ordered,
@@ -62,10 +111,24 @@ export class Stage3Owner implements GradientOwner {
       this.shardGrads,
       this.settings.reduceBucketSize,
       this.settings.overlapComm,
+      // buckets travel in 16 bits under amp, whatever the shard accumulates in (as stage 2)
+      mp?.format ?? null,
     );
-    this.gatherer = new ShardGatherer(this.layout, this.comm, this.shards, {
-      maxLiveElements: this.settings.maxLiveParameters,
-    });
+    this.gatherer = new ShardGatherer(
+      this.layout,
+      this.comm,
+      half ? half.shards : this.shards,
+      {
+        maxLiveElements: this.settings.maxLiveParameters,
+        prefetchElements: this.settings.prefetchBucketSize,
+        maxReuseDistance: this.settings.maxReuseDistance,
+        format: mp?.format ?? null,
+        persistentHalf: half ? (p) => half.persistent.get(p) : undefined,
+      },
+      (m) => {
+        if (this.settings.logTraceWarnings) ctx.log(m);
+      },
+    );
     ctx.setParameterAccess(this.gatherer);
   }
 
@@ -93,9 +156,11 @@ export class Stage3Owner implements GradientOwner {
       // Every rank starts from rank 0's weights, whatever its own initialization drew.
       if (this.comm) await this.comm.broadcast(full, 0).promise;
       copyChunk(full, this.rank, s.chunk, shard);
-      if (!s.persistent) this.free(p);
+      // under amp persistent parameters are 16-bit copies, rebuilt below: no fp32 tensor stays
+      if (!s.persistent || this.half) this.free(p);
       else p.assign(full.slice());
     }
+    this.half?.narrowAll(this.shards);
     // Persistent parameters built in initScope are whole but may differ per rank: rebuild them from the shards.
     if (this.persistent.length) this.refreshPersistent();
   }
@@ -103,6 +168,7 @@ export class Stage3Owner implements GradientOwner {
   beforeBackward(): void {
     this.syncFromMaterialized();
     this.reducer.begin();
+    this.gatherer.beginPass();
   }
 
   onUse(param: Parameter): void {
@@ -114,6 +180,7 @@ export class Stage3Owner implements GradientOwner {
   }
 
   afterBackward(): void {
+    this.gatherer.endPass();
     const unused = this.reducer.finish();
     if (!this.settings.ignoreUnusedParameters && unused.length) {
       throw new ZeroFlowError(
@@ -124,9 +191,12 @@ export class Stage3Owner implements GradientOwner {
 
   async step(opts: { unscale: number; clipNorm: number; skip?: (gradNorm: number) => boolean }): Promise<StepOutcome> {
     this.syncFromMaterialized();
+    // 16-bit gradient shards are unscaled, clipped and stepped in fp32 (a transient copy of the shard)
+    const grads = this.shardGrads.map((g) => asFloat32(g, this.mp?.format ?? 'bf16'));
+    this.workspaceBytes = grads.reduce((a, g, i) => a + (g === this.shardGrads[i] ? 0 : g.byteLength), 0);
     const inv = 1 / (opts.unscale * this.ctx.world.dataParallelSize);
     let sq = 0;
-    for (const g of this.shardGrads) {
+    for (const g of grads) {
       for (let i = 0; i < g.length; i++) g[i] *= inv;
       sq += sumOfSquares(g);
     }
@@ -137,15 +207,17 @@ export class Stage3Owner implements GradientOwner {
     }
     if (opts.clipNorm > 0 && gradNorm > opts.clipNorm) {
       const c = opts.clipNorm / (gradNorm + 1e-6);
-      for (const g of this.shardGrads) for (let i = 0; i < g.length; i++) g[i] *= c;
+      for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= c;
     }
     this.optimizer.step(
       this.layout.partitions.map((p, i) => ({
         params: this.shards[i],
-        grads: this.shardGrads[i],
+        grads: grads[i],
         segments: shardSegments(p),
       })),
     );
+    // amp: the stepped fp32 masters are rounded into the 16-bit shards that the next gathers move
+    this.half?.narrowAll(this.shards);
     if (this.persistent.length) this.refreshPersistent();
     this.zeroGrad();
     return { gradNorm, skipped: false };
@@ -180,7 +252,8 @@ export class Stage3Owner implements GradientOwner {
         );
       s.set(t.data);
     });
-    for (const s of this.layout.ordered) if (!s.persistent) this.free(s.param);
+    this.half?.narrowAll(this.shards);
+    for (const s of this.layout.ordered) if (!s.persistent || this.half) this.free(s.param);
     if (this.persistent.length) this.refreshPersistent();
   }
 
@@ -191,10 +264,17 @@ export class Stage3Owner implements GradientOwner {
   async fullParameters(): Promise<Record<string, Float32Array>> {
     this.syncFromMaterialized();
     const out: Record<string, Float32Array> = {};
+    const masters = this.masterGather;
+    if (masters) {
+      // amp: the fp32 masters of every parameter (persistent ones included), not their 16-bit rounding
+      for (const s of this.layout.ordered)
+        out[s.name] = masters.complete(masters.launch([s], undefined))[0] as Float32Array;
+      return out;
+    }
     for (const s of this.layout.ordered) {
       if (s.persistent) out[s.name] = s.param.values();
       else {
-        out[s.name] = this.gatherer.gather([s])[0];
+        out[s.name] = this.gatherer.gather([s])[0] as Float32Array;
         this.gatherer.releaseElements(s.param.size);
       }
     }
@@ -208,7 +288,7 @@ export class Stage3Owner implements GradientOwner {
    */
   async withGatheredParameters<T>(fn: () => T | Promise<T>): Promise<T> {
     const full = await this.fullParameters();
-    for (const s of this.layout.ordered) if (!s.persistent) s.param.assign(full[s.name]);
+    for (const s of this.layout.ordered) if (!s.persistent || this.half) s.param.assign(full[s.name]);
     try {
       return await fn();
     } finally {
@@ -230,25 +310,42 @@ export class Stage3Owner implements GradientOwner {
     let buffers = 0;
     for (const { param } of this.ctx.parameters)
       if (!this.layout.slots.has(param) && param.tensor) buffers += param.size * 4;
-    return {
-      parameters: this.shards.reduce((a, s) => a + s.byteLength, 0),
+    const fp32Bytes = this.shards.reduce((a, s) => a + s.byteLength, 0);
+    const report: Record<string, number> = {
+      parameters: this.half ? this.half.shardBytes : fp32Bytes,
       gradients: this.shardGrads.reduce((a, g) => a + g.byteLength, 0),
       optimizer: optimizerBytes,
       communication: this.reducer.bufferBytes,
-      persistentParameters: this.persistent.reduce((a, s) => a + s.param.size * 4, 0),
+      persistentParameters: this.half
+        ? this.half.persistentBytes
+        : this.persistent.reduce((a, s) => a + s.param.size * 4, 0),
       gatheredParameters: stats.liveBytes,
       gatheredParametersPeak: stats.peakBytes,
-      gatherBuffers: stats.stagingBytes,
+      gatherBuffers: stats.stagingBytes + (this.masterGather?.stagingBytes ?? 0),
       buffers,
     };
+    if (this.half) {
+      report.masterWeights = fp32Bytes;
+      report.stepWorkspace = this.workspaceBytes;
+    }
+    return report;
   }
 
-  /** Buckets, bucket bytes and gathers so far, for reports and tests. */
-  get stats(): { buckets: number; bufferBytes: number; gathers: number; persistent: number; partitioned: number } {
+  /**
+   * Buckets, bucket bytes, and the gather counters so far (gathers, prefetches launched, prefetch hits,
+   * prefetches discarded, trace invalidations, reuses of kept weights), for reports and tests.
+   */
+  get stats(): Stage3Stats {
+    const g = this.gatherer.stats;
     return {
       buckets: this.reducer.count,
       bufferBytes: this.reducer.bufferBytes,
-      gathers: this.gatherer.stats.gathers,
+      gathers: g.gathers,
+      prefetches: g.prefetches,
+      prefetchHits: g.prefetchHits,
+      prefetchDiscarded: g.prefetchDiscarded,
+      traceInvalidations: g.traceInvalidations,
+      reuses: g.reuses,
       persistent: this.persistent.length,
       partitioned: this.layout.ordered.length - this.persistent.length,
     };
@@ -267,7 +364,12 @@ export class Stage3Owner implements GradientOwner {
   private refreshPersistent(): void {
     const full = this.gatherer.gather(this.persistent);
     this.gatherer.releaseElements(this.persistent.reduce((a, s) => a + s.param.size, 0));
-    this.persistent.forEach((s, i) => s.param.assign(full[i]));
+    this.persistent.forEach((s, i) => {
+      const v = full[i];
+      // amp: 16-bit copies (the all-gather moved 16-bit data); fp32: the parameter's tensor
+      if (v instanceof Uint16Array) this.half?.persistent.set(s.param, v);
+      else s.param.assign(v);
+    });
   }
 
   /**
@@ -279,8 +381,14 @@ export class Stage3Owner implements GradientOwner {
     for (const s of this.layout.ordered) {
       const t = s.param.tensor;
       if (!t) continue;
-      copyChunk(t.dataSync() as Float32Array, this.rank, s.chunk, this.shardOf(s));
-      if (!s.persistent) this.free(s.param);
+      const values = t.dataSync() as Float32Array;
+      copyChunk(values, this.rank, s.chunk, this.shardOf(s));
+      if (this.half) {
+        // amp: the value reaches the master chunk (above), its 16-bit chunk and, if persistent, its copy
+        this.half.narrowChunk(s, this.shardOf(s));
+        if (s.persistent) this.half.setPersistentFrom(s.param, values);
+        this.free(s.param);
+      } else if (!s.persistent) this.free(s.param);
     }
   }
 }

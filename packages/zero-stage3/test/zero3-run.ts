@@ -13,11 +13,24 @@ export interface RankOut {
   losses: number[];
   norms: number[];
   memory: Record<string, number>;
-  stats: { buckets: number; bufferBytes: number; gathers: number; persistent: number; partitioned: number } | null;
+  stats: {
+    buckets: number;
+    bufferBytes: number;
+    gathers: number;
+    prefetches: number;
+    prefetchHits: number;
+    prefetchDiscarded: number;
+    traceInvalidations: number;
+    reuses: number;
+    persistent: number;
+    partitioned: number;
+  } | null;
   plugins: string[];
   numel: number;
   sizes: number[];
   fullBytesAtBuild: number;
+  partitionedWholeAtBuild: number;
+  factoryStats: { partitioned: number; whole: number; largestDraw: number } | null;
   materializedBetweenSteps: number;
   materializedAtEnd: number;
   weights: number[][] | null;

@@ -1,6 +1,7 @@
 import { tf } from '@zeroflow/core';
 import type { KernelsAddon } from '@zeroflow/native';
-import type { NativeCpuBackend } from '../backend.js';
+import { type NativeCpuBackend, outputBuffer } from '../backend.js';
+import { matMulPrecision } from '../precision.js';
 import { planMatMul } from './matmul-shapes.js';
 
 type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: NativeCpuBackend; attrs?: tf.NamedAttrMap };
@@ -37,7 +38,8 @@ export function nativeMatMul(
   const bValues = float32Values(backend, b);
   if (!aValues || !bValues) return null;
   const plan = planMatMul(a.shape, b.shape, transposeA, transposeB);
-  const out = new Float32Array(plan.batch * plan.m * plan.n);
+  // k = 0 writes nothing: start from zeros then
+  const out = outputBuffer(backend, plan.batch * plan.m * plan.n, plan.k === 0);
   let accumulate = false;
   if (bias) {
     const biasValues = float32Values(backend, bias);
@@ -45,7 +47,8 @@ export function nativeMatMul(
     for (let row = 0; row < plan.batch * plan.m; row++) out.set(biasValues, row * plan.n);
     accumulate = true;
   }
-  addon.sgemmBatched(
+  // bf16 compute when asked for and AMX is there (sgemmBatchedBf16 returns false otherwise: fp32 below)
+  const args = [
     aValues,
     bValues,
     out,
@@ -58,7 +61,8 @@ export function nativeMatMul(
     accumulate,
     plan.aIndex,
     plan.bIndex,
-  );
+  ] as const;
+  if (!(matMulPrecision() === 'bf16' && addon.sgemmBatchedBf16?.(...args))) addon.sgemmBatched(...args);
   return backend.makeTensorInfo(plan.outShape, 'float32', out);
 }
 

@@ -1,6 +1,6 @@
 import { tf } from '@zeroflow/core';
 import type { KernelsAddon } from '@zeroflow/native';
-import type { NativeCpuBackend } from '../backend.js';
+import { type NativeCpuBackend, outputBuffer, outputLike } from '../backend.js';
 import { cpuKernel, float32Values } from './batch-matmul.js';
 
 type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: NativeCpuBackend; attrs?: tf.NamedAttrMap };
@@ -45,6 +45,17 @@ export function planBinary(aShape: number[], bShape: number[]): BinaryPlan | nul
   return { outShape, full, mid, inner };
 }
 
+/**
+ * The float32 values of `t`; an int32 `t` against a float32 `other` is converted (tfjs upcasts it to float32
+ * the same way, e.g. the int32 exponent scalar of `tf.pow(x, 3)` meets float32 tensors in Pow's gradient).
+ */
+function promotedValues(backend: NativeCpuBackend, t: tf.TensorInfo, other: tf.TensorInfo): Float32Array | null {
+  const values = float32Values(backend, t);
+  if (values || t.dtype !== 'int32' || other.dtype !== 'float32') return values;
+  const ints = backend.data.get(t.dataId)?.values;
+  return ints instanceof Int32Array ? Float32Array.from(ints) : null;
+}
+
 const BINARY_OPS = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 } as const;
 
 /** A native float32 binary kernel (Add, Sub, Multiply, RealDiv) with the cpu kernel as fallback. */
@@ -55,11 +66,11 @@ export function makeBinary(addon: KernelsAddon, kernelName: keyof typeof BINARY_
     backendName: 'zeroflow-cpu',
     kernelFunc: ((args: KernelArgs) => {
       const { a, b } = args.inputs;
-      const aValues = float32Values(args.backend, a);
-      const bValues = float32Values(args.backend, b);
+      const aValues = promotedValues(args.backend, a, b);
+      const bValues = promotedValues(args.backend, b, a);
       const plan = aValues && bValues ? planBinary(a.shape, b.shape) : null;
       if (!plan || !aValues || !bValues) return cpuKernel(kernelName, args);
-      const out = new Float32Array(tf.util.sizeFromShape(plan.outShape));
+      const out = outputBuffer(args.backend, tf.util.sizeFromShape(plan.outShape));
       if (out.length > 0) {
         const swap = plan.full === 'b';
         addon.binary(op, swap ? bValues : aValues, swap ? aValues : bValues, out, plan.mid, plan.inner, swap);
@@ -78,7 +89,7 @@ export function makeExp(addon: KernelsAddon): tf.KernelConfig {
       const { x } = args.inputs;
       const values = float32Values(args.backend, x);
       if (!values) return cpuKernel(tf.Exp, args);
-      const out = new Float32Array(values.length);
+      const out = outputBuffer(args.backend, values.length);
       addon.exp(values, out);
       return args.backend.makeTensorInfo(x.shape, 'float32', out);
     }) as unknown as tf.KernelFunc,
@@ -99,7 +110,7 @@ export function makeSoftmax(addon: KernelsAddon): tf.KernelConfig {
       if (!values || rank === 0 || (dim !== -1 && dim !== rank - 1) || cols === 0) {
         return cpuKernel(tf.Softmax, args);
       }
-      const out = new Float32Array(values.length);
+      const out = outputBuffer(args.backend, values.length);
       addon.softmax(values, out, cols);
       return args.backend.makeTensorInfo(logits.shape, 'float32', out);
     }) as unknown as tf.KernelFunc,
@@ -121,7 +132,7 @@ export function makeTranspose(addon: KernelsAddon): tf.KernelConfig {
       if (!ok || x.shape.length === 0 || perm.length !== x.shape.length) return cpuKernel(tf.Transpose, args);
       const outShape = perm.map((p) => x.shape[p]);
       const input = values as Float32Array | Int32Array;
-      const out = new (input.constructor as Float32ArrayConstructor | Int32ArrayConstructor)(input.length);
+      const out = outputLike(args.backend, input, input.length);
       addon.transpose(input, out, x.shape, perm);
       return args.backend.makeTensorInfo(outShape, x.dtype, out);
     }) as unknown as tf.KernelFunc,

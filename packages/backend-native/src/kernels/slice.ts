@@ -1,5 +1,5 @@
 import { tf } from '@zeroflow/core';
-import type { NativeCpuBackend } from '../backend.js';
+import { type NativeCpuBackend, outputBuffer } from '../backend.js';
 import { cpuKernel } from './batch-matmul.js';
 
 type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: NativeCpuBackend; attrs?: tf.NamedAttrMap };
@@ -25,7 +25,10 @@ function sliceValues(
   if (total === 0 || tf.slice_util.isSliceContinous(x.shape, begin, size)) return null;
   const rank = x.shape.length;
   const strides = tf.util.computeStrides(x.shape);
-  const out = new (values.constructor as new (n: number) => NumericArray)(total);
+  const out =
+    values instanceof Float32Array
+      ? outputBuffer(backend, total)
+      : new (values.constructor as new (n: number) => NumericArray)(total);
   const run = size[rank - 1];
   const coord = new Array<number>(Math.max(rank - 1, 0)).fill(0);
   for (let o = 0; o < total; o += run) {

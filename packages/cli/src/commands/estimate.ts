@@ -20,7 +20,10 @@ const USAGE = `Usage: zeroflow estimate --model gpt2|llama --n-layer L --n-embd 
 
 Prints the model-state bytes per rank (parameters, gradients, optimizer state) that the config's ZeRO
 stage, precision (fp16/bf16 = amp with fp32 master weights) and optimizer give for the model, laid out
-as the engine lays it out (param groups padded to a multiple of the data-parallel size). Activations and
+as the engine lays it out (param groups padded to a multiple of the data-parallel size). Under fp16/bf16,
+gradients count 2 bytes unless data_types.grad_accum_dtype is "fp32". At stage 3 everything is 1/N
+(16Ψ/N with Adam, fp32 or amp); parameters small enough to stay whole on every rank
+(stage3_param_persistence_threshold: 4 bytes each, 2 under amp) are not included. Activations and
 communication buffers are not model states and are not included.
 
 Model (the @zeroflow/models classes):
@@ -132,6 +135,25 @@ function precisionOf(config: ResolvedConfig): StatePrecision {
   return 'fp32';
 }
 
+/**
+ * Under amp, gradients are 16-bit unless `data_types.grad_accum_dtype` is `fp32` (DeepSpeed's key): then the
+ * owners accumulate fp32 gradients, 4 bytes per element in the same place (full, or 1/N at stage >= 2).
+ */
+function withGradAccumDtype(e: ModelStateEstimate, config: ResolvedConfig): ModelStateEstimate {
+  if (e.precision === 'fp32' || config.data_types.grad_accum_dtype !== 'fp32') return e;
+  const b = e.modelStateBytesPerRank;
+  const factor = 4 / e.bytesPerElement.grads;
+  const grads = b.grads * factor;
+  const per = { ...e.bytesPerElement, grads: 4 };
+  const formula = e.formula.replace(new RegExp(`^(\\d+Ψ(?:/N)?) \\+ ${e.bytesPerElement.grads}Ψ`), `$1 + 4Ψ`);
+  return {
+    ...e,
+    bytesPerElement: per,
+    formula,
+    modelStateBytesPerRank: { ...b, grads, total: b.params + grads + b.optimizer },
+  };
+}
+
 function optimizerOf(config: ResolvedConfig): OptimizerStateSpec {
   const type = (config.optimizer?.type ?? 'AdamW').toLowerCase();
   if (type === 'sgd') {
@@ -159,7 +181,11 @@ function table(e: ModelStateEstimate, worldSize: number): string {
   const rows: [string, number, string][] = [
     ['parameters', b.params, `${e.bytesPerElement.params} B/elem${e.stage >= 3 ? ' / N' : ''}`],
     ['gradients', b.grads, `${e.bytesPerElement.grads} B/elem${e.stage >= 2 ? ' / N' : ''}`],
-    ['optimizer', b.optimizer, `${e.bytesPerElement.optimizer} B/elem${e.stage >= 1 ? ' / N' : ''}`],
+    [
+      'optimizer',
+      b.optimizer,
+      `${e.bytesPerElement.optimizer} B/elem${e.stage >= 1 ? ' / N' : ''}${e.precision !== 'fp32' ? ' (fp32 master weights + moments)' : ''}`,
+    ],
     ['total', b.total, ''],
   ];
   const lines = rows.map(([name, bytes, note]) =>
@@ -200,13 +226,16 @@ async function run(args: string[], io: CliIO): Promise<number> {
     return EXIT.invalidInput;
   }
 
-  const estimate = estimateModelStates({
-    parameters: modelParameterShapes(spec),
-    stage: config.zero_optimization.stage as 0 | 1 | 2 | 3,
-    dataParallelSize,
-    precision: precisionOf(config),
-    optimizer: optimizerOf(config),
-  });
+  const estimate = withGradAccumDtype(
+    estimateModelStates({
+      parameters: modelParameterShapes(spec),
+      stage: config.zero_optimization.stage as 0 | 1 | 2 | 3,
+      dataParallelSize,
+      precision: precisionOf(config),
+      optimizer: optimizerOf(config),
+    }),
+    config,
+  );
   if (values.json) {
     io.stdout(`${JSON.stringify({ model: spec, worldSize, tp, pp, ...estimate }, null, 2)}\n`);
   } else {

@@ -162,6 +162,37 @@ function commBackends(): Availability[] {
   });
 }
 
+/**
+ * The compute kernels addon's build (BLAS, the ISA of each kernel family, threads) and the kernel families it
+ * exports, e.g. `blas openblas, gemm avx512, pointwise avx512, fp16/bf16 avx512, bf16 matmul AMX, 2 threads;
+ * sgemm, binary, ...`.
+ */
+function kernelsDetail(addon: Record<string, unknown>, info: Record<string, unknown>): string {
+  const families: [string, string][] = [
+    ['sgemmBatched', 'sgemm'],
+    ['sgemmBatchedBf16', 'bf16 sgemm'],
+    ['binary', 'binary'],
+    ['unary', 'unary'],
+    ['reduce', 'reduce'],
+    ['exp', 'exp'],
+    ['softmax', 'softmax'],
+    ['transpose', 'transpose'],
+    ['narrow16', 'fp16/bf16'],
+    ['adamStep', 'adam'],
+    ['sgdStep', 'sgd'],
+  ];
+  const present = families.filter(([fn]) => typeof addon[fn] === 'function').map(([, label]) => label);
+  const build = [
+    `blas ${info.blas}`,
+    `gemm ${info.isa}`,
+    info.pointwiseIsa ? `pointwise ${info.pointwiseIsa}` : null,
+    info.halfIsa ? `fp16/bf16 ${info.halfIsa}` : null,
+    info.amxBf16 === undefined ? null : `bf16 matmul ${info.amxBf16 ? 'AMX' : 'unavailable (no AMX)'}`,
+    `${info.threads} threads`,
+  ].filter(Boolean);
+  return `${build.join(', ')}; ${present.join(', ')}`;
+}
+
 /** Every addon @zeroflow/native offers: each `loadXAddon()` with its `xAddonUnavailableReason()`. */
 function nativeOps(): Availability[] {
   const r = tryRequire('@zeroflow/native');
@@ -174,12 +205,17 @@ function nativeOps(): Availability[] {
     const name = m[1].charAt(0).toLowerCase() + m[1].slice(1);
     const reasonOf = native[`${name}AddonUnavailableReason`];
     try {
-      const addon = load() as { isa?: () => string } | null;
+      const addon = load() as { isa?: () => string; info?: () => Record<string, unknown> } | null;
       if (addon) {
         ops.push({
           name,
           available: true,
-          detail: typeof addon.isa === 'function' ? `${addon.isa()} kernels` : undefined,
+          detail:
+            typeof addon.isa === 'function'
+              ? `${addon.isa()} kernels`
+              : typeof addon.info === 'function'
+                ? kernelsDetail(addon as Record<string, unknown>, addon.info())
+                : undefined,
         });
       } else {
         const reason = typeof reasonOf === 'function' ? (reasonOf() as string | null) : null;

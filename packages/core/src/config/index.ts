@@ -21,9 +21,15 @@ export type {
   DataTypesConfig,
   ResolvedCsvMonitorConfig,
 } from './sections/misc.js';
-export type { OptimizerConfig, OptimizerType } from './sections/optimizer.js';
+export { type OptimizerConfig, type OptimizerType, resolveOptimizerSection } from './sections/optimizer.js';
 export type { Bf16Config, Fp16Config } from './sections/precision.js';
-export type { SchedulerConfig, SchedulerType } from './sections/scheduler.js';
+export {
+  resolveSchedulerParams,
+  resolveSchedulerSection,
+  type SchedulerConfig,
+  type SchedulerParamsOf,
+  type SchedulerType,
+} from './sections/scheduler.js';
 export {
   type OffloadOptimizerConfig,
   type OffloadParamConfig,

@@ -236,14 +236,18 @@ export async function loadCheckpoint(
     const stage = engine.config.zero_optimization?.stage ?? 0;
     const sizes = new Map(engine.parameters.map((p) => [p.name, p.param.size]));
     const replicated = replicatedLayout(engine.paramGroups, sizes);
-    const target: TargetLayout =
-      stage === 0
-        ? { zeroStage: 0, partitions: replicated, dpRank: 0 }
-        : {
-            zeroStage: stage,
-            partitions: (await engine.gradientOwner.stateDict()).meta.partitions as PartitionMeta[],
-            dpRank: engine.world.dataParallelRank,
-          };
+    let target: TargetLayout = { zeroStage: 0, partitions: replicated, dpRank: 0 };
+    if (stage !== 0) {
+      const own = await engine.gradientOwner.stateDict();
+      target = {
+        zeroStage: stage,
+        partitions: own.meta.partitions as PartitionMeta[],
+        dpRank: engine.world.dataParallelRank,
+      };
+      // An owner that keeps its own parameter shard (ZeRO-3) gets it cut from the saved full weights.
+      if (Object.keys(own.tensors).some((k) => k.startsWith('params.group')))
+        target.parameters = new Map(Object.entries(weights).map(([k, v]) => [k, v.data]));
+    }
     const saved = (m.owner.partitions as PartitionMeta[] | undefined) ?? replicated;
     const sameLayout = m.world.zeroStage === stage && JSON.stringify(saved) === JSON.stringify(target.partitions);
     let state: OwnerState;
@@ -255,7 +259,8 @@ export async function loadCheckpoint(
         throw new CheckpointError(`checkpoint "${m.tag}" has no optimizer state for rank ${engine.world.rank}`);
       state = { tensors: loadTensors(path.join(tagDir, ownerFile.file)), meta: m.owner };
     } else {
-      // another world size or stage: assemble the full state from every rank's shard, slice this rank's part
+      // another world size or stage (ZeRO-3 included): assemble the full state from every rank's shard,
+      // slice this rank's part
       state = reshardOwnerState(m, tagDir, target, replicated);
     }
     await engine.gradientOwner.loadStateDict(state);

@@ -1,4 +1,4 @@
-import type { CommBuffer, ProcessGroup, Work } from '../comm/types.js';
+import type { CollectiveOptions, CommBuffer, ProcessGroup, Work } from '../comm/types.js';
 import type { Parameter } from '../nn/parameter.js';
 import type { FlatGroup } from './flat-params.js';
 
@@ -122,7 +122,13 @@ export class GradientBuckets {
   }
 }
 
-/** Reduces `buf[start, end)` over `comm` by sum. */
-export function allReduceRange(comm: ProcessGroup, buf: CommBuffer, start: number, end: number): Work {
-  return comm.allReduce(buf.subarray(start, end), 'sum');
+/** Reduces `buf[start, end)` over `comm` by sum (`opts.dtype` names a 16-bit buffer's format). */
+export function allReduceRange(
+  comm: ProcessGroup,
+  buf: CommBuffer,
+  start: number,
+  end: number,
+  opts?: CollectiveOptions,
+): Work {
+  return comm.allReduce(buf.subarray(start, end), 'sum', opts);
 }

@@ -95,7 +95,10 @@ export function orderAndValidatePlugins(plugins: ZeroFlowPlugin[], coreVersion =
         : `exactly one plugin may own the optimizer step, but ${owners.map((o) => `"${o}"`).join(' and ')} both do`,
     );
   }
-  const storage = providers.get('parameter-storage') ?? [];
+  // A provider that yields parameter storage (amp) gives it up to one that does not (ZeRO-3).
+  const allStorage = providers.get('parameter-storage') ?? [];
+  const firm = allStorage.filter((n) => !byName.get(n)?.yields?.includes('parameter-storage'));
+  const storage = firm.length > 0 ? firm : allStorage;
   if (storage.length > 1)
     problems.push(`plugins ${storage.map((o) => `"${o}"`).join(' and ')} both provide parameter storage`);
   const sections = new Map<string, string>();

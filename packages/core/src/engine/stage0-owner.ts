@@ -6,6 +6,16 @@ import type { GradientOwner, OwnerState, PluginContext, StepOutcome, ZeroFlowPlu
 import { CORE_VERSION } from '../version.js';
 import { bindParametersToBuffer, type FlatGroup, layoutFlatGroups, segmentsOf, sumOfSquares } from './flat-params.js';
 import { allReduceRange, GradientBuckets } from './grad-buckets.js';
+import {
+  addInto,
+  asFloat32,
+  dtypeOpts,
+  type FlatBuffer,
+  HalfFlatParameters,
+  sharedUint16,
+  wholeGroup,
+} from './half-params.js';
+import { type MixedPrecisionLayout, mixedPrecisionLayout } from './mixed-precision.js';
 
 /** A Float32Array in shared memory: the tcp backend reduces it in place without staging copies. */
 function sharedFloat32(n: number): Float32Array {
@@ -18,14 +28,22 @@ function sharedFloat32(n: number): Float32Array {
  * backward that ends an accumulation window they are all-reduced in buckets (`reduce_bucket_size`) as soon
  * as each bucket is complete, overlapping the rest of backward. At the step they are averaged, clipped and
  * stepped. Initial parameters are broadcast from rank 0.
+ *
+ * With the `amp` service (fp16/bf16), the parameters are a 16-bit flat buffer (2Ψ) that the forward pass
+ * widens per leaf, the fp32 master weights (4Ψ) are the optimizer's, gradients accumulate and are
+ * all-reduced in 16 bits (2Ψ; fp32 with `data_types.grad_accum_dtype: "fp32"`): 16Ψ with Adam's 8Ψ.
  */
 export class Stage0Owner implements GradientOwner {
   private readonly groups: FlatGroup[];
-  private readonly params: Float32Array[];
-  private readonly grads: Float32Array[];
+  /** fp32 parameters the model's tensors view (fp32 training), or null under amp. */
+  private readonly params: Float32Array[] | null;
+  private readonly half: HalfFlatParameters | null;
+  private readonly mp: MixedPrecisionLayout | null;
+  private readonly grads: FlatBuffer[];
   private readonly where = new Map<Parameter, { group: number; offset: number; size: number }>();
   private readonly comm: ProcessGroup | null;
   private readonly buckets: GradientBuckets | null;
+  private workspaceBytes = 0;
 
   constructor(
     private readonly ctx: PluginContext,
@@ -33,13 +51,22 @@ export class Stage0Owner implements GradientOwner {
     groupNames: readonly { names: string[] }[],
   ) {
     this.groups = layoutFlatGroups(ctx.parameters, groupNames);
-    this.params = this.groups.map((g) => sharedFloat32(g.paddedSize));
-    this.grads = this.groups.map((g) => sharedFloat32(g.paddedSize));
+    const dp = ctx.world.dataParallelSize;
+    this.mp = mixedPrecisionLayout(ctx, '@zeroflow/core:stage0');
+    const mp = this.mp;
+    if (mp) {
+      this.params = null;
+      this.half = new HalfFlatParameters(mp.format, this.groups, this.groups.map(wholeGroup), dp > 1);
+      mp.service.attachParameterStorage?.(this.half);
+    } else {
+      this.half = null;
+      this.params = this.groups.map((g) => sharedFloat32(g.paddedSize));
+      this.groups.forEach((g, i) => bindParametersToBuffer(g, this.params![i]));
+    }
+    this.grads = this.groups.map((g) => (mp?.gradFormat ? sharedUint16(g.paddedSize) : sharedFloat32(g.paddedSize)));
     this.groups.forEach((g, i) => {
-      bindParametersToBuffer(g, this.params[i]);
       for (const e of g.entries) this.where.set(e.param, { group: i, offset: e.offset, size: e.size });
     });
-    const dp = ctx.world.dataParallelSize;
     this.comm = dp > 1 ? (ctx.service<ProcessGroup>('comm') ?? null) : null;
     if (dp > 1 && !this.comm) {
       throw new ZeroFlowError(
@@ -48,17 +75,24 @@ export class Stage0Owner implements GradientOwner {
     }
     const comm = this.comm;
     const bucketElements = Math.max(1, Math.floor(Number(ctx.config.zero_optimization?.reduce_bucket_size ?? 5e8)));
+    const gradFormat = mp?.gradFormat ?? 'bf16';
     this.buckets = comm
-      ? new GradientBuckets(this.groups, bucketElements, (g, a, b) => allReduceRange(comm, this.grads[g], a, b))
+      ? new GradientBuckets(this.groups, bucketElements, (g, a, b) =>
+          allReduceRange(comm, this.grads[g], a, b, dtypeOpts(this.grads[g], gradFormat)),
+        )
       : null;
   }
 
   async init(): Promise<void> {
     // Every rank starts from rank 0's weights, whatever its own initialization drew.
-    if (this.comm) for (const p of this.params) await this.comm.broadcast(p, 0).promise;
+    if (!this.comm) return;
+    if (this.half) await this.half.broadcastInitial(this.comm);
+    else for (const p of this.params!) await this.comm.broadcast(p, 0).promise;
   }
 
   beforeBackward(info: { boundary: boolean }): void {
+    // weights changed through Parameter.tensor (param.load, a plugin) reach the 16-bit copy before forward
+    this.half?.sync();
     if (info.boundary) this.buckets?.begin();
   }
 
@@ -69,8 +103,7 @@ export class Stage0Owner implements GradientOwner {
   onGrad(param: Parameter, g: Float32Array): void {
     const w = this.where.get(param);
     if (!w) throw new ZeroFlowError(`gradient for unknown parameter "${param.name}"`);
-    const dst = this.grads[w.group];
-    for (let i = 0, o = w.offset; i < w.size; i++, o++) dst[o] += g[i];
+    addInto(this.grads[w.group], w.offset, g, 0, w.size, this.mp?.gradFormat ?? 'bf16');
     this.buckets?.onGrad(param);
   }
 
@@ -80,10 +113,15 @@ export class Stage0Owner implements GradientOwner {
 
   async step(opts: { unscale: number; clipNorm: number; skip?: (gradNorm: number) => boolean }): Promise<StepOutcome> {
     const dp = this.ctx.world.dataParallelSize;
+    this.half?.sync();
     this.buckets?.waitAll();
+    // 16-bit gradients are unscaled, clipped and stepped in fp32: a transient workspace, as DeepSpeed's
+    // fp32 copy of the flat 16-bit gradients
+    const grads = this.grads.map((g) => asFloat32(g, this.mp?.gradFormat ?? 'bf16'));
+    this.workspaceBytes = grads.reduce((a, g, i) => a + (g === this.grads[i] ? 0 : g.byteLength), 0);
     const inv = 1 / (opts.unscale * dp);
     let sq = 0;
-    for (const g of this.grads) {
+    for (const g of grads) {
       for (let i = 0; i < g.length; i++) g[i] *= inv;
       sq += sumOfSquares(g);
     }
@@ -94,20 +132,36 @@ export class Stage0Owner implements GradientOwner {
     }
     if (opts.clipNorm > 0 && gradNorm > opts.clipNorm) {
       const c = opts.clipNorm / (gradNorm + 1e-6);
-      for (const g of this.grads) for (let i = 0; i < g.length; i++) g[i] *= c;
+      for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= c;
     }
+    const params = this.half ? this.half.master : this.params!;
     this.optimizer.step(
-      this.groups.map((grp, i) => ({ params: this.params[i], grads: this.grads[i], segments: segmentsOf(grp) })),
+      this.groups.map((grp, i) => ({ params: params[i], grads: grads[i], segments: segmentsOf(grp) })),
     );
+    this.half?.narrowMasters();
     this.zeroGrad();
     return { gradNorm, skipped: false };
   }
 
   zeroGrad(): void {
+    this.half?.sync();
     for (const g of this.grads) g.fill(0);
   }
 
+  /** Frees `Parameter.tensor` snapshots still held under amp (`engine.close()`). */
+  dispose(): void {
+    this.half?.dispose();
+  }
+
+  /** Under amp: the fp32 master weights by name (checkpoints hold masters, not their 16-bit rounding). */
+  async fullParameters(): Promise<Record<string, Float32Array>> {
+    if (!this.half) return {};
+    this.half.sync();
+    return this.half.byName(this.half.master);
+  }
+
   async stateDict(): Promise<OwnerState> {
+    this.half?.sync();
     const sd = this.optimizer.stateDict();
     const tensors: OwnerState['tensors'] = {};
     sd.groups.forEach((g, i) => {
@@ -124,6 +178,7 @@ export class Stage0Owner implements GradientOwner {
   }
 
   async loadStateDict(state: OwnerState): Promise<void> {
+    this.half?.sync();
     const meta = state.meta as { type: string; groups: { options: never; step: number; buffers: string[] }[] };
     this.optimizer.loadStateDict({
       type: meta.type,
@@ -141,15 +196,26 @@ export class Stage0Owner implements GradientOwner {
     });
   }
 
+  /**
+   * Bytes held by this rank: `parameters` (fp32, or 16-bit under amp), `masterWeights` (amp: fp32 masters),
+   * `gradients`, `optimizer`; `stepWorkspace` the transient fp32 gradients of the last amp step and
+   * `materializedParameters` fp32 copies read through `Parameter.tensor` since the last step (not model states).
+   */
   memoryReport(): Record<string, number> {
     const sd = this.optimizer.stateDict();
     let optimizerBytes = 0;
     for (const g of sd.groups) for (const v of Object.values(g.buffers)) optimizerBytes += v.byteLength;
-    return {
-      parameters: this.params.reduce((a, p) => a + p.byteLength, 0),
+    const report: Record<string, number> = {
+      parameters: this.half ? this.half.halfBytes : this.params!.reduce((a, p) => a + p.byteLength, 0),
       gradients: this.grads.reduce((a, g) => a + g.byteLength, 0),
       optimizer: optimizerBytes,
     };
+    if (this.half) {
+      report.masterWeights = this.half.masterBytes;
+      report.stepWorkspace = this.workspaceBytes;
+      report.materializedParameters = this.half.materializedBytes;
+    }
+    return report;
   }
 }
 

@@ -8,7 +8,12 @@
  * The bulk functions read and write fp32 bit patterns through a `Uint32Array` view of the same memory, so
  * they never allocate per element and never let a NaN payload pass through a JS number (which may
  * canonicalize it).
+ *
+ * `narrow`, `widen` and `roundInPlace` run native loops (SIMD, threaded) when `@zeroflow/backend-native`
+ * installed them (`setHalfKernels`, half-kernels.ts); the results are the same bits either way.
  */
+
+import { halfKernels } from './half-kernels.js';
 
 /** The 16-bit storage formats. */
 export type HalfFormat = 'fp16' | 'bf16';
@@ -123,6 +128,9 @@ function bitsView(a: Float32Array): Uint32Array {
   return new Uint32Array(a.buffer, a.byteOffset, a.length);
 }
 
+// Below this many values the TS loop beats the cost of calling into the addon.
+const NATIVE_MIN_LENGTH = 256;
+
 function checkLengths(src: { length: number }, dst: { length: number }): void {
   if (dst.length < src.length) throw new RangeError(`destination holds ${dst.length} values, source ${src.length}`);
 }
@@ -134,8 +142,13 @@ export function narrow(
   dst: Uint16Array = new Uint16Array(src.length),
 ): Uint16Array {
   checkLengths(src, dst);
-  const bits = bitsView(src);
   const n = src.length;
+  const native = n >= NATIVE_MIN_LENGTH ? halfKernels() : null;
+  if (native) {
+    native.narrow(src, dst, format === 'bf16');
+    return dst;
+  }
+  const bits = bitsView(src);
   if (format === 'bf16') for (let i = 0; i < n; i++) dst[i] = bf16FromFp32Bits(bits[i]);
   else for (let i = 0; i < n; i++) dst[i] = fp16FromFp32Bits(bits[i]);
   return dst;
@@ -148,8 +161,13 @@ export function widen(
   dst: Float32Array = new Float32Array(src.length),
 ): Float32Array {
   checkLengths(src, dst);
-  const bits = bitsView(dst);
   const n = src.length;
+  const native = n >= NATIVE_MIN_LENGTH ? halfKernels() : null;
+  if (native) {
+    native.widen(src, dst, format === 'bf16');
+    return dst;
+  }
+  const bits = bitsView(dst);
   if (format === 'bf16') {
     for (let i = 0; i < n; i++) bits[i] = src[i] << 16;
   } else {
@@ -164,8 +182,13 @@ export function widen(
  * without a 16-bit buffer): what a value looks like after a round trip through 16-bit storage or the wire.
  */
 export function roundInPlace(a: Float32Array, format: HalfFormat): Float32Array {
-  const bits = bitsView(a);
   const n = a.length;
+  const native = n >= NATIVE_MIN_LENGTH ? halfKernels() : null;
+  if (native) {
+    native.roundInPlace(a, format === 'bf16');
+    return a;
+  }
+  const bits = bitsView(a);
   if (format === 'bf16') {
     for (let i = 0; i < n; i++) bits[i] = bf16FromFp32Bits(bits[i]) << 16;
   } else {

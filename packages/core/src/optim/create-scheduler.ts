@@ -1,23 +1,16 @@
 /**
  * Builds an LR scheduler from DeepSpeed's `scheduler` config section (`{"type": ..., "params": {...}}`).
  * DeepSpeed passes `params` as keyword arguments to the scheduler class, so unknown keys are errors there
- * as here. The type is matched case-insensitively.
+ * as here. The type is matched case-insensitively. Keys, rules and defaults are those of the config schema
+ * (config/sections/scheduler.ts), which every scheduler constructor validates its params with.
  */
-import { ConfigError } from '../errors.js';
-import { closestName } from './config-reader.js';
-import { LRRangeTest, type LRRangeTestParams, OneCycle, type OneCycleParams } from './cycle-schedules.js';
+import { resolveSchedulerSection } from '../config/sections/scheduler.js';
+import { LRRangeTest, OneCycle } from './cycle-schedules.js';
 import type { FlatOptimizer, LRScheduler } from './types.js';
-import {
-  WarmupCosineLR,
-  type WarmupCosineLRParams,
-  WarmupDecayLR,
-  type WarmupDecayLRParams,
-  WarmupLR,
-  type WarmupLRParams,
-} from './warmup-schedules.js';
+import { WarmupCosineLR, WarmupDecayLR, WarmupLR } from './warmup-schedules.js';
 
 /** The scheduler types createScheduler understands, as DeepSpeed spells them. */
-export const SCHEDULER_TYPES = ['WarmupLR', 'WarmupDecayLR', 'WarmupCosineLR', 'OneCycle', 'LRRangeTest'] as const;
+export { SCHEDULER_TYPES } from '../config/sections/scheduler.js';
 
 /**
  * Creates the scheduler a DeepSpeed `scheduler` section describes, bound to `optimizer`'s param groups.
@@ -26,25 +19,18 @@ export const SCHEDULER_TYPES = ['WarmupLR', 'WarmupDecayLR', 'WarmupCosineLR', '
  * @throws ConfigError for an unknown type or key, a missing required key, or an invalid value
  */
 export function createScheduler(type: string, params: Record<string, unknown>, optimizer: FlatOptimizer): LRScheduler {
-  switch (type.toLowerCase()) {
-    case 'warmuplr':
-      return new WarmupLR(optimizer, params as WarmupLRParams);
-    case 'warmupdecaylr':
-      return new WarmupDecayLR(optimizer, params as unknown as WarmupDecayLRParams);
-    case 'warmupcosinelr':
-      return new WarmupCosineLR(optimizer, params as unknown as WarmupCosineLRParams);
-    case 'onecycle':
-      return new OneCycle(optimizer, params as unknown as OneCycleParams);
-    case 'lrrangetest':
-      return new LRRangeTest(optimizer, params as LRRangeTestParams);
-    default: {
-      const near = closestName(type, SCHEDULER_TYPES);
-      throw new ConfigError({
-        path: 'scheduler.type',
-        value: type,
-        rule: `must be one of ${SCHEDULER_TYPES.join(', ')}`,
-        suggestion: near ? `did you mean "${near}"?` : undefined,
-      });
-    }
+  // Canonical type and filled params; the constructor validates them again (cheap, and a no-op when valid).
+  const section = resolveSchedulerSection(type, params);
+  switch (section.type) {
+    case 'WarmupLR':
+      return new WarmupLR(optimizer, section.params);
+    case 'WarmupDecayLR':
+      return new WarmupDecayLR(optimizer, section.params);
+    case 'WarmupCosineLR':
+      return new WarmupCosineLR(optimizer, section.params);
+    case 'OneCycle':
+      return new OneCycle(optimizer, section.params);
+    case 'LRRangeTest':
+      return new LRRangeTest(optimizer, section.params);
   }
 }

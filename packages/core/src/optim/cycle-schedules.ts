@@ -2,7 +2,8 @@
  * DeepSpeed's OneCycle and LRRangeTest schedulers (deepspeed/runtime/lr_schedules.py), same parameter names,
  * defaults and formulas.
  */
-import { LRSchedulerBase } from './lr-scheduler-base.js';
+import { resolveSchedulerParams } from '../config/sections/scheduler.js';
+import { LRSchedulerBase, perGroupValues } from './lr-scheduler-base.js';
 import type { FlatOptimizer } from './types.js';
 
 /** Params of OneCycle (DeepSpeed names). */
@@ -17,7 +18,7 @@ export interface OneCycleParams {
   cycle_first_step_size?: number;
   /** Steps of the falling half. Default: cycle_first_step_size. */
   cycle_second_step_size?: number | null;
-  /** Stairs of the rising half (<= 0: continuous). Default 0. */
+  /** Stairs of the rising half (0: continuous). Default 0. */
   cycle_first_stair_count?: number;
   /** Stairs of the falling half. Default: cycle_first_stair_count. */
   cycle_second_stair_count?: number | null;
@@ -65,38 +66,29 @@ export class OneCycle extends LRSchedulerBase {
   /** Where momentum is written; 'none' when cycle_momentum is false or the optimizer has no momentum. */
   readonly momentumTarget: MomentumTarget;
 
+  /** @throws ConfigError for an unknown key, a missing cycle_min_lr/cycle_max_lr or an invalid value */
   constructor(optimizer: FlatOptimizer, params: OneCycleParams) {
-    super(optimizer, params.last_batch_iteration ?? -1);
-    const r = LRSchedulerBase.reader(params, [
-      'cycle_min_lr',
-      'cycle_max_lr',
-      'decay_lr_rate',
-      'cycle_first_step_size',
-      'cycle_second_step_size',
-      'cycle_first_stair_count',
-      'cycle_second_stair_count',
-      'decay_step_size',
-      'cycle_momentum',
-      'cycle_min_mom',
-      'cycle_max_mom',
-      'decay_mom_rate',
-    ]);
-    const n = optimizer.paramGroups.length;
-    if (!r.has('cycle_min_lr')) r.fail('cycle_min_lr', undefined, 'is required (a number >= 0, or one per group)');
-    if (!r.has('cycle_max_lr')) r.fail('cycle_max_lr', undefined, 'is required (a number >= 0, or one per group)');
-    this.minLrs = r.perGroupNumber('cycle_min_lr', 0, n, { min: 0 });
-    this.maxLrs = r.perGroupNumber('cycle_max_lr', 0, n, { min: 0 });
-    this.decayLrRate = r.number('decay_lr_rate', 0);
-    this.firstStepSize = r.number('cycle_first_step_size', 2000, { min: 0, minExclusive: true });
-    this.secondStepSize = r.number('cycle_second_step_size', this.firstStepSize, { min: 0 });
-    this.firstStairCount = r.number('cycle_first_stair_count', 0, { integer: true });
-    this.secondStairCount = r.number('cycle_second_stair_count', this.firstStairCount, { integer: true });
-    this.decayStepSize = r.number('decay_step_size', 0, { min: 0 });
-    const cycleMomentum = r.boolean('cycle_momentum', true);
-    this.minMoms = r.perGroupNumber('cycle_min_mom', 0.8, n, { min: 0 });
-    this.maxMoms = r.perGroupNumber('cycle_max_mom', 0.9, n, { min: 0 });
-    this.decayMomRate = r.number('decay_mom_rate', 0);
-    r.throwIfInvalid();
+    const p = resolveSchedulerParams('OneCycle', params);
+    super(optimizer, p.last_batch_iteration);
+    const perGroup = perGroupValues(optimizer.paramGroups.length, {
+      cycle_min_lr: p.cycle_min_lr,
+      cycle_max_lr: p.cycle_max_lr,
+      cycle_min_mom: p.cycle_min_mom,
+      cycle_max_mom: p.cycle_max_mom,
+    });
+    this.minLrs = perGroup.cycle_min_lr;
+    this.maxLrs = perGroup.cycle_max_lr;
+    this.minMoms = perGroup.cycle_min_mom;
+    this.maxMoms = perGroup.cycle_max_mom;
+    this.decayLrRate = p.decay_lr_rate;
+    this.firstStepSize = p.cycle_first_step_size;
+    // The schema fills both second-half values from the first half (DeepSpeed's defaults).
+    this.secondStepSize = p.cycle_second_step_size ?? p.cycle_first_step_size;
+    this.firstStairCount = p.cycle_first_stair_count;
+    this.secondStairCount = p.cycle_second_stair_count ?? p.cycle_first_stair_count;
+    this.decayStepSize = p.decay_step_size;
+    const cycleMomentum = p.cycle_momentum;
+    this.decayMomRate = p.decay_mom_rate;
 
     this.totalSize = this.firstStepSize + this.secondStepSize;
     this.stepRatio = this.firstStepSize / this.totalSize;
@@ -208,19 +200,15 @@ export class LRRangeTest extends LRSchedulerBase {
   private readonly stepRate: number;
   private readonly staircase: boolean;
 
+  /** @throws ConfigError for an unknown key or an invalid value */
   constructor(optimizer: FlatOptimizer, params: LRRangeTestParams = {}) {
-    super(optimizer, params.last_batch_iteration ?? -1);
-    const r = LRSchedulerBase.reader(params, [
-      'lr_range_test_min_lr',
-      'lr_range_test_step_size',
-      'lr_range_test_step_rate',
-      'lr_range_test_staircase',
-    ]);
-    this.minLrs = r.perGroupNumber('lr_range_test_min_lr', 1e-3, optimizer.paramGroups.length, { min: 0 });
-    this.stepSize = r.number('lr_range_test_step_size', 2000, { integer: true, min: 1 });
-    this.stepRate = r.number('lr_range_test_step_rate', 1.0);
-    this.staircase = r.boolean('lr_range_test_staircase', false);
-    r.throwIfInvalid();
+    const p = resolveSchedulerParams('LRRangeTest', params);
+    super(optimizer, p.last_batch_iteration);
+    const n = optimizer.paramGroups.length;
+    this.minLrs = perGroupValues(n, { lr_range_test_min_lr: p.lr_range_test_min_lr }).lr_range_test_min_lr;
+    this.stepSize = p.lr_range_test_step_size;
+    this.stepRate = p.lr_range_test_step_rate;
+    this.staircase = p.lr_range_test_staircase;
     this.initializeSchedule();
   }
 

@@ -6,12 +6,38 @@
  *   resume (any other value) leaves the optimizer's lr alone until the next step().
  * - The state dict is `{ last_batch_iteration }`, so DeepSpeed scheduler state loads as is.
  */
-import { ZeroFlowError } from '../errors.js';
-import { ConfigReader } from './config-reader.js';
+import { ConfigError, type ConfigIssue, ZeroFlowError } from '../errors.js';
 import type { FlatOptimizer, LRScheduler } from './types.js';
 
 /** The config path of scheduler params, used in error messages. */
 export const SCHEDULER_PARAMS_PATH = 'scheduler.params';
+
+/**
+ * One value per param group from DeepSpeed's `float or list` params (already validated by the scheduler
+ * schema, which cannot know the group count): a number is repeated, a list must have one value per group.
+ *
+ * @throws ConfigError naming every list of the wrong length
+ */
+export function perGroupValues<K extends string>(
+  groupCount: number,
+  values: Record<K, number | number[]>,
+): Record<K, number[]> {
+  const issues: ConfigIssue[] = [];
+  const out = {} as Record<K, number[]>;
+  for (const key of Object.keys(values) as K[]) {
+    const v = values[key];
+    if (Array.isArray(v) && v.length !== groupCount) {
+      issues.push({
+        path: `${SCHEDULER_PARAMS_PATH}.${key}`,
+        value: v,
+        rule: `must be a number or a list of ${groupCount} numbers (one per param group)`,
+      });
+    }
+    out[key] = Array.isArray(v) ? [...v] : new Array<number>(groupCount).fill(v);
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return out;
+}
 
 function checkIteration(value: unknown, where: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < -1) {
@@ -29,14 +55,6 @@ export abstract class LRSchedulerBase implements LRScheduler {
   protected constructor(optimizer: FlatOptimizer, lastBatchIteration: number) {
     this.optimizer = optimizer;
     this.lastBatchIteration = checkIteration(lastBatchIteration, 'LR scheduler');
-  }
-
-  /** A reader over `params` that rejects keys other than `keys` and `last_batch_iteration`. */
-  protected static reader(params: object, keys: readonly string[]): ConfigReader {
-    return new ConfigReader(params as Record<string, unknown>, SCHEDULER_PARAMS_PATH, [
-      ...keys,
-      'last_batch_iteration',
-    ]);
   }
 
   /** The lr of every param group at `lastBatchIteration`. */

@@ -5,20 +5,20 @@
  *   log:    ln(t + 1) / ln(W)
  *   linear: t / W
  */
+import { resolveSchedulerParams } from '../config/sections/scheduler.js';
 import { ZeroFlowError } from '../errors.js';
-import { LRSchedulerBase } from './lr-scheduler-base.js';
+import { LRSchedulerBase, perGroupValues } from './lr-scheduler-base.js';
 import type { FlatOptimizer } from './types.js';
 
 /** How the lr rises during warmup. */
 export type WarmupType = 'log' | 'linear';
-const WARMUP_TYPES: readonly WarmupType[] = ['log', 'linear'];
 
 /** Params of WarmupLR (DeepSpeed names). */
 export interface WarmupLRParams {
   /** Initial lr, one value or one per group. Default 0. */
   warmup_min_lr?: number | number[];
-  /** Lr reached after warmup. Default: each group's lr when the scheduler is built. */
-  warmup_max_lr?: number | number[];
+  /** Lr reached after warmup. Default (or null): each group's lr when the scheduler is built. */
+  warmup_max_lr?: number | number[] | null;
   /** Steps of warmup, an integer > 0 (values below 2 act as 2). Default 1000. */
   warmup_num_steps?: number;
   /** Default 'log'. */
@@ -31,6 +31,8 @@ export interface WarmupLRParams {
 export interface WarmupDecayLRParams extends WarmupLRParams {
   /** Required. */
   total_num_steps: number;
+  /** Lr reached after warmup. Default 0.001 (DeepSpeed's WarmupDecayLR passes it explicitly). */
+  warmup_max_lr?: number | number[];
 }
 
 /** Params of WarmupCosineLR (ratios of each group's lr when the scheduler is built). */
@@ -56,30 +58,29 @@ function warmupFraction(type: WarmupType, t: number, warmupSteps: number): numbe
 
 /** Raises each group's lr from warmup_min_lr to warmup_max_lr over warmup_num_steps, then holds it. */
 export class WarmupLR extends LRSchedulerBase {
+  /** The schema that validates the params: WarmupDecayLR's adds total_num_steps and a warmup_max_lr default. */
+  protected static readonly paramsType: 'WarmupLR' | 'WarmupDecayLR' = 'WarmupLR';
   readonly type: string = 'WarmupLR';
   protected readonly minLrs: number[];
   protected readonly maxLrs: number[];
   protected readonly warmupNumSteps: number;
   protected readonly warmupType: WarmupType;
 
+  /** @throws ConfigError for an unknown key or an invalid value (the `scheduler` section's rules) */
   constructor(optimizer: FlatOptimizer, params: WarmupLRParams = {}) {
-    super(optimizer, params.last_batch_iteration ?? -1);
-    const r = LRSchedulerBase.reader(params, this.paramKeys());
+    const p = resolveSchedulerParams(new.target.paramsType, params);
+    super(optimizer, p.last_batch_iteration);
     const groups = optimizer.paramGroups;
-    this.minLrs = r.perGroupNumber('warmup_min_lr', 0, groups.length, { min: 0 });
-    this.maxLrs = r.perGroupNumber('warmup_max_lr', this.defaultMaxLr(), groups.length, { min: 0 });
-    this.warmupNumSteps = Math.max(2, r.number('warmup_num_steps', 1000, { integer: true, min: 1 }));
-    this.warmupType = r.choice('warmup_type', 'log', WARMUP_TYPES);
-    r.throwIfInvalid();
+    // WarmupLR's warmup_max_lr defaults (null) to each group's lr, as DeepSpeed's.
+    const lrs = perGroupValues(groups.length, {
+      warmup_min_lr: p.warmup_min_lr,
+      warmup_max_lr: p.warmup_max_lr ?? groups.map((g) => g.lr),
+    });
+    this.minLrs = lrs.warmup_min_lr;
+    this.maxLrs = lrs.warmup_max_lr;
+    this.warmupNumSteps = Math.max(2, p.warmup_num_steps);
+    this.warmupType = p.warmup_type;
     this.initializeSchedule();
-  }
-
-  protected paramKeys(): string[] {
-    return ['warmup_min_lr', 'warmup_max_lr', 'warmup_num_steps', 'warmup_type'];
-  }
-
-  protected defaultMaxLr(): number | number[] {
-    return this.optimizer.paramGroups.map((g) => g.lr);
   }
 
   /** The fraction of the way from min to max lr at `lastBatchIteration`. */
@@ -97,25 +98,17 @@ export class WarmupLR extends LRSchedulerBase {
 
 /** WarmupLR, then a linear decay reaching 0 at total_num_steps. Its warmup_max_lr defaults to 0.001. */
 export class WarmupDecayLR extends WarmupLR {
+  protected static override readonly paramsType = 'WarmupDecayLR';
   override readonly type: string = 'WarmupDecayLR';
   private readonly totalNumSteps: number;
 
+  /** @throws ConfigError for an unknown key, a missing total_num_steps or an invalid value */
   constructor(optimizer: FlatOptimizer, params: WarmupDecayLRParams) {
-    // The base constructor validates every key (paramKeys includes total_num_steps); its initial lr does not
-    // depend on total_num_steps, which is read here because subclass fields exist only after super().
+    // The base constructor validates every key against WarmupDecayLR's schema (paramsType), whose
+    // warmup_max_lr default is DeepSpeed's explicit 0.001; the initial lr does not depend on total_num_steps,
+    // which is stored here because subclass fields exist only after super().
     super(optimizer, params);
-    const r = LRSchedulerBase.reader(params, this.paramKeys());
-    this.totalNumSteps = r.requiredNumber('total_num_steps', { min: 0 });
-    r.throwIfInvalid();
-  }
-
-  protected override paramKeys(): string[] {
-    return [...super.paramKeys(), 'total_num_steps'];
-  }
-
-  /** DeepSpeed's WarmupDecayLR passes 0.001 explicitly instead of WarmupLR's "use the group lr". */
-  protected override defaultMaxLr(): number {
-    return 0.001;
+    this.totalNumSteps = params.total_num_steps;
   }
 
   protected override gamma(): number {
@@ -138,21 +131,15 @@ export class WarmupCosineLR extends LRSchedulerBase {
   private readonly warmupType: WarmupType;
   private orgLrs: number[];
 
+  /** @throws ConfigError for an unknown key, a missing total_num_steps or an invalid value */
   constructor(optimizer: FlatOptimizer, params: WarmupCosineLRParams) {
-    super(optimizer, params.last_batch_iteration ?? -1);
-    const r = LRSchedulerBase.reader(params, [
-      'total_num_steps',
-      'warmup_min_ratio',
-      'warmup_num_steps',
-      'cos_min_ratio',
-      'warmup_type',
-    ]);
-    this.totalNumSteps = r.requiredNumber('total_num_steps', { min: 0 });
-    this.warmupMinRatio = r.number('warmup_min_ratio', 0, { min: 0 });
-    this.warmupNumSteps = Math.max(2, r.number('warmup_num_steps', 1000, { integer: true, min: 1 }));
-    this.cosMinRatio = r.number('cos_min_ratio', 0.0001, { min: 0 });
-    this.warmupType = r.choice('warmup_type', 'log', WARMUP_TYPES);
-    r.throwIfInvalid();
+    const p = resolveSchedulerParams('WarmupCosineLR', params);
+    super(optimizer, p.last_batch_iteration);
+    this.totalNumSteps = p.total_num_steps;
+    this.warmupMinRatio = p.warmup_min_ratio;
+    this.warmupNumSteps = Math.max(2, p.warmup_num_steps);
+    this.cosMinRatio = p.cos_min_ratio;
+    this.warmupType = p.warmup_type;
     this.orgLrs = optimizer.paramGroups.map((g) => g.lr);
     this.initializeSchedule();
   }

@@ -12,8 +12,10 @@
  * has delivered its gradient (a tied weight is used twice).
  */
 import type { ProcessGroup, Work } from '../comm/types.js';
+import { addInto, dtypeOpts, type FlatBuffer, sharedUint16 } from '../engine/half-params.js';
 import { ZeroFlowError } from '../errors.js';
 import type { Parameter } from '../nn/parameter.js';
+import type { HalfFormat } from '../numeric/half.js';
 import { sharedFloat32 } from './collectives.js';
 import type { GroupPartition } from './partition.js';
 
@@ -28,8 +30,11 @@ interface Bucket {
 }
 
 interface Slot {
-  /** `[0, N*L)`: the bucket's full-length gradient; `[N*L, (N+1)*L)`: this rank's reduced chunk. */
-  buf: Float32Array;
+  /**
+   * `[0, L)`: the bucket's full-length gradient; `[L, L + L/N)`: this rank's reduced chunk. fp32, or 16-bit
+   * patterns of `BucketReducerOptions.half` (what goes on the wire).
+   */
+  buf: FlatBuffer;
 }
 
 /** Options of {@link BucketReducer}. */
@@ -45,6 +50,11 @@ export interface BucketReducerOptions {
    * interleaves badly with backward when param groups split layers (decayed / not decayed).
    */
   modelOrder?: readonly Parameter[];
+  /**
+   * Mixed precision: bucket buffers hold 16-bit gradients of this format and are reduced as such (half the
+   * wire bytes of fp32); `shardGrads` may be fp32 or 16-bit of the same format. Default: fp32 buckets.
+   */
+  half?: HalfFormat;
 }
 
 /** Reduces full per-parameter gradients into per-rank gradient shards, bucket by bucket. */
@@ -69,7 +79,7 @@ export class BucketReducer {
   constructor(
     private readonly partitions: GroupPartition[],
     private readonly comm: ProcessGroup | null,
-    private readonly shardGrads: Float32Array[],
+    private readonly shardGrads: FlatBuffer[],
     private readonly opts: BucketReducerOptions,
   ) {
     const modelIndex = new Map<Parameter, number>();
@@ -146,7 +156,7 @@ export class BucketReducer {
       const dst = this.slotFor(b).buf;
       const a = Math.max(w.offset, bucket.start);
       const e = Math.min(w.offset + w.size, bucket.start + bucket.length);
-      for (let i = a - w.offset, o = a - bucket.start, end = e - w.offset; i < end; i++, o++) dst[o] += values[i];
+      addInto(dst, a - bucket.start, values, a - w.offset, e - a, this.opts.half ?? 'bf16');
     }
     const left = (this.usesLeft.get(p) ?? 1) - 1;
     this.usesLeft.set(p, left);
@@ -183,7 +193,11 @@ export class BucketReducer {
     return s;
   }
 
-  private allocate(n: number): Float32Array {
+  private allocate(n: number): FlatBuffer {
+    if (this.opts.half) {
+      this.allocated += n * 2;
+      return sharedUint16(n);
+    }
     this.allocated += n * 4;
     return sharedFloat32(n);
   }
@@ -198,9 +212,10 @@ export class BucketReducer {
     let work: Work | null = null;
     if (comm) {
       const chunk = L / comm.size;
+      const opts = dtypeOpts(slot.buf, this.opts.half ?? 'bf16');
       work = this.opts.reduceScatter
-        ? comm.reduceScatter(slot.buf.subarray(L, L + chunk), slot.buf.subarray(0, L), 'sum')
-        : comm.allReduce(slot.buf.subarray(0, L), 'sum');
+        ? comm.reduceScatter(slot.buf.subarray(L, L + chunk), slot.buf.subarray(0, L), 'sum', opts)
+        : comm.allReduce(slot.buf.subarray(0, L), 'sum', opts);
     }
     this.inFlight.push({ bucket: b, slot, work });
     if (!this.opts.overlap) this.reap(true);
@@ -226,8 +241,7 @@ export class BucketReducer {
       this.comm && this.opts.reduceScatter
         ? x.slot.buf.subarray(L, L + chunk)
         : x.slot.buf.subarray(p.rank * chunk, (p.rank + 1) * chunk);
-    const dst = this.shardGrads[bucket.group];
-    for (let i = 0, o = range.shardStart; i < chunk; i++, o++) dst[o] += src[i];
+    addInto(this.shardGrads[bucket.group], range.shardStart, src, 0, chunk, this.opts.half ?? 'bf16');
     x.slot.buf.fill(0);
     const free = this.pool.get(L) ?? [];
     free.push(x.slot);

@@ -4,7 +4,7 @@
  * gradient norm. Buffers passed to a backend are SharedArrayBuffer views where this code allocates them
  * (the tcp backend then skips its staging copies).
  */
-import type { ProcessGroup, Work } from '../comm/types.js';
+import type { CollectiveOptions, ProcessGroup, Work } from '../comm/types.js';
 import { ZeroFlowError } from '../errors.js';
 import type { GroupPartition } from './partition.js';
 
@@ -13,18 +13,25 @@ export function sharedFloat32(n: number): Float32Array {
   return new Float32Array(new SharedArrayBuffer(Math.max(0, n) * 4));
 }
 
+/** fp32 or 16-bit (bit patterns) data of a ZeRO collective. */
+export type FloatBuffer = Float32Array | Uint16Array;
+
 /**
  * Two staging buffers reused by the chunked collectives over contiguous partitions: chunk i is packed into
- * buffer i % 2 while chunk i - 1 is on the wire. Allocated on first use, sized for the largest chunk.
+ * buffer i % 2 while chunk i - 1 is on the wire. Allocated on first use, sized for the largest chunk; fp32
+ * unless `make` allocates 16-bit buffers (mixed precision puts 16-bit data on the wire).
  */
-export class StagingBuffers {
-  private readonly bufs: Float32Array[] = [];
+export class StagingBuffers<B extends FloatBuffer = Float32Array> {
+  private readonly bufs: B[] = [];
 
-  constructor(private readonly elements: number) {}
+  constructor(
+    private readonly elements: number,
+    private readonly make: (n: number) => B = sharedFloat32 as unknown as (n: number) => B,
+  ) {}
 
-  get(i: number): Float32Array {
+  get(i: number): B {
     const k = i % 2;
-    this.bufs[k] ??= sharedFloat32(this.elements);
+    this.bufs[k] ??= this.make(this.elements);
     return this.bufs[k];
   }
 
@@ -46,13 +53,14 @@ export function chunkPerRank(bucketElements: number, dpSize: number, shardSize: 
  * staging buffer and reduce-scattered: every rank sends and receives (N-1)/N of the data once. Without it
  * (DeepSpeed's `reduce_scatter: false`) the whole buffer is all-reduced in place, twice the traffic.
  */
-export function reduceScatterContiguous(
+export function reduceScatterContiguous<B extends FloatBuffer>(
   comm: ProcessGroup,
   p: GroupPartition,
-  flat: Float32Array,
+  flat: B,
   chunk: number,
-  staging: StagingBuffers,
+  staging: StagingBuffers<B>,
   reduceScatter = true,
+  opts?: CollectiveOptions,
 ): void {
   const n = p.dpSize;
   const S = p.shardSize;
@@ -60,7 +68,7 @@ export function reduceScatterContiguous(
   if (!reduceScatter) {
     const works: Work[] = [];
     for (let off = 0; off < flat.length; off += chunk * n)
-      works.push(comm.allReduce(flat.subarray(off, Math.min(flat.length, off + chunk * n)), 'sum'));
+      works.push(comm.allReduce(flat.subarray(off, Math.min(flat.length, off + chunk * n)), 'sum', opts));
     for (const w of works) w.wait();
     return;
   }
@@ -72,7 +80,7 @@ export function reduceScatterContiguous(
     const buf = staging.get(i);
     for (let q = 0; q < n; q++) buf.set(flat.subarray(q * S + off, q * S + off + len), q * len);
     const out = flat.subarray(p.rank * S + off, p.rank * S + off + len);
-    pending.push(comm.reduceScatter(out, buf.subarray(0, n * len), 'sum'));
+    pending.push(comm.reduceScatter(out, buf.subarray(0, n * len), 'sum', opts));
   }
   for (const w of pending) w.wait();
 }
@@ -83,24 +91,25 @@ export function reduceScatterContiguous(
  * and copied to its N places. With `useBroadcast` (DeepSpeed's `allgather_partitions: false`) each rank's
  * slice is broadcast from its owner instead.
  */
-export function allGatherContiguous(
+export function allGatherContiguous<B extends FloatBuffer>(
   comm: ProcessGroup,
   p: GroupPartition,
-  flat: Float32Array,
+  flat: B,
   chunk: number,
-  staging: StagingBuffers,
+  staging: StagingBuffers<B>,
   useBroadcast = false,
+  opts?: CollectiveOptions,
 ): void {
   const n = p.dpSize;
   const S = p.shardSize;
   if (S === 0) return;
   if (useBroadcast) {
     const works: Work[] = [];
-    for (let q = 0; q < n; q++) works.push(comm.broadcast(flat.subarray(q * S, (q + 1) * S), q));
+    for (let q = 0; q < n; q++) works.push(comm.broadcast(flat.subarray(q * S, (q + 1) * S), q, opts));
     for (const w of works) w.wait();
     return;
   }
-  const pending: { work: Work; buf: Float32Array; off: number; len: number }[] = [];
+  const pending: { work: Work; buf: FloatBuffer; off: number; len: number }[] = [];
   const finish = (x: (typeof pending)[number]) => {
     x.work.wait();
     for (let q = 0; q < n; q++) {
@@ -113,7 +122,7 @@ export function allGatherContiguous(
     if (i >= 2) finish(pending[i - 2]);
     const buf = staging.get(i).subarray(0, n * len);
     const input = flat.subarray(p.rank * S + off, p.rank * S + off + len);
-    pending.push({ work: comm.allGather(buf, input), buf, off, len });
+    pending.push({ work: comm.allGather(buf, input, opts), buf, off, len });
   }
   for (let k = Math.max(0, i - 2); k < pending.length; k++) finish(pending[k]);
 }
@@ -124,13 +133,14 @@ export function allGatherContiguous(
  * At most `maxInFlight` elements are in flight (`allgather_bucket_size`). With `useBroadcast` each chunk is
  * broadcast from its owner instead (`allgather_partitions: false`).
  */
-export function allGatherUnits(
+export function allGatherUnits<B extends FloatBuffer>(
   comm: ProcessGroup,
   p: GroupPartition,
-  shard: Float32Array,
-  flat: Float32Array,
+  shard: B,
+  flat: B,
   maxInFlight: number,
   useBroadcast = false,
+  opts?: CollectiveOptions,
 ): void {
   const n = p.dpSize;
   const pending: { work: Work; elements: number }[] = [];
@@ -146,11 +156,11 @@ export function allGatherUnits(
     if (useBroadcast) {
       out.set(shard.subarray(r.shardStart, r.shardStart + r.length), p.rank * r.length);
       for (let q = 0; q < n; q++)
-        pending.push({ work: comm.broadcast(out.subarray(q * r.length, (q + 1) * r.length), q), elements: 0 });
+        pending.push({ work: comm.broadcast(out.subarray(q * r.length, (q + 1) * r.length), q, opts), elements: 0 });
       pending[pending.length - 1].elements = u.length;
     } else {
       pending.push({
-        work: comm.allGather(out, shard.subarray(r.shardStart, r.shardStart + r.length)),
+        work: comm.allGather(out, shard.subarray(r.shardStart, r.shardStart + r.length), opts),
         elements: u.length,
       });
     }

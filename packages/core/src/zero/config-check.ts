@@ -22,6 +22,9 @@ export interface ZeroStageSettings {
  * Reads and checks `zero_optimization` for ZeRO stage `stage` run by package `pkg`. Throws a ConfigError
  * listing every key set to a value the stage does not implement. Keys DeepSpeed documents for stage 3 only
  * (`stage3_*`, `sub_group_size`, `offload_param`, ...) are ignored, as DeepSpeed ignores them at stages 1/2.
+ * `elastic_checkpoint` is accepted with either value: DeepSpeed's elastic checkpoint means loading at another
+ * data-parallel size, which ZeroFlow always does (checkpoints reshard across world sizes and stages 0-3, see
+ * docs/checkpoints.md).
  */
 export function checkZeroStageConfig(
   config: ResolvedConfig,
@@ -49,7 +52,6 @@ export function checkZeroStageConfig(
     no('contiguous_gradients', false, 'gradients are always accumulated in contiguous buffers', 'remove the key');
   if (!z.use_multi_rank_bucket_allreduce)
     no('use_multi_rank_bucket_allreduce', false, 'only the default is implemented');
-  if (z.elastic_checkpoint) no('elastic_checkpoint', true, 'checkpoints load at the saved data-parallel size');
   if (z.round_robin_gradients) no('round_robin_gradients', true, 'it only matters for CPU offload ordering');
   const offload = z.offload_optimizer;
   if (offload?.device === 'nvme')

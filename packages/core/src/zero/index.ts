@@ -1,5 +1,6 @@
 export { sumOfSquares } from '../engine/flat-params.js';
 export { BucketReducer, type BucketReducerOptions } from './bucket-reducer.js';
+export type { FloatBuffer } from './collectives.js';
 export {
   allGatherContiguous,
   allGatherUnits,

@@ -1,11 +1,13 @@
 /**
  * Resharding of optimizer state between ZeRO layouts (DESIGN.md section 8): a checkpoint saved at one
- * (data-parallel size, stage 0-2) loads at another. The saved shards of every rank are assembled into the
+ * (data-parallel size, stage 0-3) loads at another. The saved shards of every rank are assembled into the
  * FULL optimizer state of each param group, keyed by parameter name, and then sliced into the loading
  * owner's layout, as the tensors and meta that owner's `loadStateDict` would get from its own checkpoint.
  *
  * Every layout is described by {@link PartitionMeta}s, one per flat param group. A stage-0 (replicated)
- * layout is the degenerate partition: `dpSize` 1, one unit covering the unpadded group.
+ * layout is the degenerate partition: `dpSize` 1, one unit covering the unpadded group. ZeRO-3 layouts
+ * (one unit per parameter) are PartitionMetas too, so stage 3 reshards to and from any other stage; a
+ * stage-3 owner also gets its parameter shard (`params.group{i}`) cut from the full weights the same way.
  */
 import * as path from 'node:path';
 import type { CheckpointManifest } from '../engine/checkpoint.js';
@@ -40,6 +42,12 @@ export interface TargetLayout {
   partitions: PartitionMeta[];
   /** This rank's data-parallel rank (0 for stage 0). */
   dpRank: number;
+  /**
+   * Full fp32 parameter values by name, for an owner that keeps its own parameter shard (ZeRO-3): the state
+   * then also holds `params.group{i}`, this rank's shard of the weights in the same layout as the optimizer
+   * state. Absent for owners whose parameters are whole (stages 0-2).
+   */
+  parameters?: ReadonlyMap<string, Float32Array>;
 }
 
 /** The saved meta of an owner's optimizer state, stage 0 or sharded (only the fields read here). */
@@ -172,20 +180,30 @@ export function sliceOptimizerState(full: FullOptimizerState, target: TargetLayo
       );
     }
     const ranges = rangesFromMeta(part, target.dpRank);
-    for (const buffer of group.buffers) {
+    /** Lays out one value per parameter by the target's flat group and cuts the target rank's shard. */
+    const shardOf = (what: string, valueFor: (name: string) => Float32Array | undefined): Float32Array => {
       const flat = new Float32Array(part.paddedSize);
       for (const [name, offset, size] of part.entries) {
-        const slice = group.byParam.get(name)?.[buffer];
+        const slice = valueFor(name);
         if (!slice || slice.length !== size) {
           throw new CheckpointError(
-            `parameter ${name}: ${slice?.length ?? 0} elements of ${buffer} in the checkpoint, ${size} in this run`,
+            `parameter ${name}: ${slice?.length ?? 0} elements of ${what} in the checkpoint, ${size} in this run`,
           );
         }
         flat.set(slice, offset);
       }
       const shard = new Float32Array(part.shardSize);
       for (const r of ranges) shard.set(flat.subarray(r.flatStart, r.flatStart + r.length), r.shardStart);
+      return shard;
+    };
+    for (const buffer of group.buffers) {
+      const shard = shardOf(buffer, (name) => group.byParam.get(name)?.[buffer]);
       tensors[`optimizer.group${i}.${buffer}`] = { shape: [shard.length], data: shard };
+    }
+    const weights = target.parameters;
+    if (weights) {
+      const shard = shardOf('the weights', (name) => weights.get(name));
+      tensors[`params.group${i}`] = { shape: [shard.length], data: shard };
     }
   });
   const groups = full.groups.map((g) => ({ options: g.options, step: g.step, buffers: [...g.buffers] }));

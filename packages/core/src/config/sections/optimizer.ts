@@ -7,6 +7,7 @@
 
 import { s } from '../schema.js';
 import type { Infer } from '../schema-base.js';
+import { validateSection } from './params.js';
 
 const MAX_GRAD_NORM_HINT =
   'DeepSpeed rejects max_grad_norm as an optimizer parameter: use the top-level "gradient_clipping" instead';
@@ -17,7 +18,7 @@ const beta = s.number({ min: 0, lt: 1 });
 const betas = () => s.tuple<[number, number]>([beta, beta]).default([0.9, 0.999]);
 const eps = () => s.number({ gt: 0, default: 1e-8 });
 const weightDecay = () => s.number({ min: 0, default: 0 });
-const amsgrad = () => s.onlyDefault(s.boolean({ default: false }), 'amsgrad');
+const amsgrad = () => s.onlyDefault(s.boolean({ default: false }), 'AMSGrad');
 
 /** Adam and AdamW share FusedAdam's parameters. */
 function adamParams() {
@@ -98,7 +99,8 @@ const lambSection = s.object({
       eps: eps(),
       weight_decay: weightDecay(),
       bias_correction: s.boolean({ default: true }),
-      eps_inside_sqrt: s.onlyDefault(s.boolean({ default: false }), 'Lamb eps_inside_sqrt'),
+      // Implemented by optim/lamb.ts (eps under the square root), as FusedLamb's flag.
+      eps_inside_sqrt: s.boolean({ default: false }),
       // FusedLamb clamps the trust ratio to [min_coeff, max_coeff].
       max_coeff: s.number({ gt: 0, default: 10.0 }),
       min_coeff: s.number({ min: 0, default: 0.01 }),
@@ -134,3 +136,14 @@ export const optimizerSchema = s
 
 /** Resolved `optimizer` section. For Adam/AdamW, `params.adam_w_mode` is the effective mode. */
 export type OptimizerConfig = NonNullable<Infer<typeof optimizerSchema>>;
+
+/**
+ * Validates an optimizer's `params` with the `optimizer` section schema and fills DeepSpeed's defaults, as
+ * resolveConfig does for a config file (createOptimizer calls this for params passed to it directly).
+ *
+ * @param type `Adam`, `AdamW`, `SGD` or `Lamb`, any case; the result has the canonical spelling
+ * @throws ConfigError naming every bad key (`optimizer.params.<key>`), its value and the rule
+ */
+export function resolveOptimizerSection(type: string, params: object = {}): OptimizerConfig {
+  return validateSection(optimizerSchema, 'optimizer', type, params);
+}
