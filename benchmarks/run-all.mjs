@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `pnpm bench [--quick]`: every benchmark of this folder in turn (each writes its section of RESULTS.md and
-// its rows to results/*.json), then the PyTorch peer when python3-torch is installed, then the SVG plots.
+// its rows to results/*.json), then the PyTorch peer (python3-torch from Debian: installed here when run as
+// root, otherwise detected, and skipped with the reason when absent), then the SVG plots.
 import { spawnSync } from 'node:child_process';
 
 const quick = process.argv.includes('--quick');
@@ -10,7 +11,7 @@ const runs = [
   ['comm.ts', quick ? ['--quick'] : []],
   ['zero.ts', quick ? ['--quick'] : []],
   ['amp.ts', quick ? ['--quick'] : []],
-  ['peer.ts', quick ? ['--world-sizes', '1', '--steps', '10'] : []],
+  ['peer.ts', ['--install-peer', ...(quick ? ['--world-sizes', '1', '--steps', '10'] : [])]],
   ['plots.ts', []],
 ];
 for (const [script, args] of runs) {
