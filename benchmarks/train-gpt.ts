@@ -3,11 +3,15 @@
  * (native kernels, @zeroflow/backend-native) when built, else tfjs's `cpu`; the report names it. For each preset, alternating repeats of:
  *  - baseline: forward + backward only (core's backwardWithHooks, gradients dropped);
  *  - engine:   a full ZeroFlow training step (forward, backward, gradient accumulation, AdamW step).
- * Prints tokens/s (median and min-max over repeats) and the engine/baseline ratio, and writes the
- * `train-gpt` section of RESULTS.md. Usage: node --import tsx train-gpt.ts [--quick]
+ * Prints tokens/s (median and min-max over repeats) and the engine/baseline ratio. Then, where
+ * /usr/bin/python3 has torch, the PyTorch peer (../shared/peers/gpt_peer.py --mode single) trains the same
+ * presets right after, fp32 and bf16 autocast, and the ratio ZeroFlow / PyTorch is reported. Writes the
+ * `train-gpt` section of RESULTS.md. Usage: node --import tsx train-gpt.ts [--quick] (quick: no `peer-small`)
  */
+import { spawnSync } from 'node:child_process';
 import { backwardWithHooks, initialize, manualSeed, tf } from '@zeroflow/core';
 import { GPT, type GPTConfig } from '@zeroflow/models';
+import { DEFAULT_PEER_DIR, detectTorch, parsePeerOutput, peerArgs } from './peer.js';
 import { machineLine, stats, writeJson, writeSection } from './results-file.js';
 
 const quick = process.argv.includes('--quick');
@@ -16,9 +20,12 @@ const PRESETS: Record<string, GPTConfig & { micro: number; blockSize: number }> 
   example: { vocabSize: 2048, blockSize: 64, nLayer: 4, nHead: 4, nEmbd: 128, micro: 8 },
   // the PyTorch peer's `tiny` preset (../shared/peers/gpt_peer.py): 4.24 M parameters, micro-batch 8
   'peer-tiny': { vocabSize: 4096, blockSize: 128, nLayer: 4, nHead: 4, nEmbd: 256, micro: 8 },
+  // its `small` preset: 91.4 M parameters
+  ...(quick ? {} : { 'peer-small': { vocabSize: 8192, blockSize: 128, nLayer: 12, nHead: 12, nEmbd: 768, micro: 8 } }),
 };
 const repeats = quick ? 2 : 3;
-const stepsFor = (name: string) => (name === 'peer-tiny' ? (quick ? 1 : 2) : quick ? 4 : 8);
+const stepsFor = (name: string) =>
+  name.startsWith('peer-') ? (quick || name === 'peer-small' ? 1 : 2) : quick ? 4 : 8;
 
 function batch(micro: number, T: number, vocab: number, seed: number) {
   const ids = new Int32Array(micro * T);
@@ -79,6 +86,55 @@ for (const [name, p] of Object.entries(PRESETS)) {
   model.dispose();
 }
 
+/** The peer's single-process tokens/s for each `peer-*` preset, fp32 and bf16 autocast; null without torch. */
+function runPeer(): { rows: string[]; commands: string[]; version: string } | null {
+  const python = '/usr/bin/python3';
+  const torch = detectTorch(python);
+  if (!torch.ok) {
+    console.error(`train-gpt: PyTorch peer skipped (${torch.reason})`);
+    return null;
+  }
+  const rows: string[] = [];
+  const commands: string[] = [];
+  for (const row of jsonRows.filter((r) => r.preset.startsWith('peer-'))) {
+    const preset = row.preset.slice('peer-'.length);
+    const perDtype: Record<string, number> = {};
+    for (const dtype of ['fp32', 'bf16']) {
+      const args = [
+        ...peerArgs(`${DEFAULT_PEER_DIR}/gpt_peer.py`, {
+          mode: 'single',
+          worldSize: 1,
+          preset,
+          steps: preset === 'small' ? 6 : 12,
+        }),
+        '--dtype',
+        dtype,
+      ];
+      commands.push(`${python} ${args.join(' ').replace(DEFAULT_PEER_DIR, '../shared/peers')}`);
+      console.error(`train-gpt: PyTorch peer ${preset} ${dtype}`);
+      const r = spawnSync(python, args, { encoding: 'utf8', cwd: DEFAULT_PEER_DIR, maxBuffer: 64 << 20 });
+      const rec = parsePeerOutput(r.stdout);
+      if (rec.status !== 'ok') throw new Error(`gpt_peer ${preset} ${dtype} failed: ${r.stderr.slice(-1500)}`);
+      perDtype[dtype] = Number(rec.tokens_per_s);
+    }
+    const line = `| ${row.preset} | ${row.tokensPerSecEngine.toFixed(0)} | ${perDtype.fp32.toFixed(0)} | ${(row.tokensPerSecEngine / perDtype.fp32).toFixed(2)} | ${perDtype.bf16.toFixed(0)} | ${(row.tokensPerSecEngine / perDtype.bf16).toFixed(2)} |`;
+    console.log(line);
+    rows.push(line);
+  }
+  return { rows, commands, version: torch.version };
+}
+const peer = runPeer();
+const peerText = peer
+  ? `### Against the PyTorch peer, run right after in this benchmark (torch ${peer.version})
+
+| preset | ZeroFlow full step, tokens/s | PyTorch fp32, tokens/s | ZeroFlow / PyTorch fp32 | PyTorch bf16 autocast (AMX), tokens/s | ZeroFlow / PyTorch bf16 |
+|---|---|---|---|---|---|
+${peer.rows.join('\n')}
+
+Peer commands: ${peer.commands.map((c) => `\`${c}\``).join(', ')}. One peer run each (its own median over
+measured steps); the host is shared, so read ratios within the peer's measured 5-25% run-to-run spread.`
+  : 'The PyTorch peer was not run (no python3-torch: `node --import tsx peer.ts --install-peer` as root installs it).';
+
 writeJson('train-gpt', jsonRows, {
   machine: machineLine(),
   command: `pnpm --filter @zeroflow/benchmarks bench${quick ? ' -- --quick' : ''}`,
@@ -95,9 +151,11 @@ Command: \`pnpm --filter @zeroflow/benchmarks bench${quick ? ' -- --quick' : ''}
 ${rows.join('\n')}
 
 The baseline is the same model's forward and backward with gradients dropped, measured in the same run; the
-ratio shows what the engine adds (gradient accumulation into flat buffers, AdamW, bookkeeping). For scale, not
-measured in this run: the PyTorch peer trains \`peer-tiny\` at 2.9k-4.3k tokens/s fp32 on this kind of machine
-(../shared/peers/RESULTS.md). With the native math kernels (issue 6) matmul dominates the step's kernel time
+ratio shows what the engine adds (gradient accumulation into flat buffers, AdamW, bookkeeping).
+
+${peerText}
+
+With the native math kernels (issue 6) matmul dominates the step's kernel time
 (see the \`kernels\` section); \`ZEROFLOW_NATIVE_MATH=0\` gives the state before them for an A/B run. Before the
 native backend, the \`example\` preset trained at 220-300 tokens/s in the main job (tfjs's JS matmul, 0.6-0.8
 GFLOP/s).`,
