@@ -13,7 +13,6 @@ import {
   type FlatOptimizer,
   type GradientOwner,
   type GroupPartition,
-  globalNorm,
   HalfFlatParameters,
   layoutFlatGroups,
   loadShardedStateDict,
@@ -31,7 +30,7 @@ import {
   shardSegments,
   sharedFloat32,
   sharedUint16,
-  sumOfSquares,
+  unscaleAndClip,
   ZeroFlowError,
   type ZeroStageSettings,
 } from '@zeroflow/core';
@@ -147,20 +146,10 @@ export class Stage1Owner implements GradientOwner {
       return asFloat32(view, this.gradFormat);
     });
     this.workspaceBytes = this.mp?.gradFormat ? shardGrads.reduce((a, g) => a + g.byteLength, 0) : 0;
-    const inv = 1 / (opts.unscale * dp);
-    let sq = 0;
-    for (const g of shardGrads) {
-      for (let i = 0; i < g.length; i++) g[i] *= inv;
-      sq += sumOfSquares(g);
-    }
-    const gradNorm = globalNorm(comm, sq);
-    if (opts.skip?.(gradNorm) || !Number.isFinite(gradNorm)) {
+    const { gradNorm, skipped } = unscaleAndClip(shardGrads, comm, { ...opts, divisor: opts.unscale * dp });
+    if (skipped) {
       this.zeroGrad();
-      return { gradNorm, skipped: true };
-    }
-    if (opts.clipNorm > 0 && gradNorm > opts.clipNorm) {
-      const c = opts.clipNorm / (gradNorm + 1e-6);
-      for (const g of shardGrads) for (let i = 0; i < g.length; i++) g[i] *= c;
+      return { gradNorm, skipped };
     }
     this.optimizer.step(
       this.partitions.map((p, i) => ({

@@ -12,7 +12,6 @@ import {
   type GradientOwner,
   type GroupPartition,
   gatherShard,
-  globalNorm,
   HalfFlatParameters,
   isContiguous,
   layoutFlatGroups,
@@ -28,7 +27,7 @@ import {
   shardedStateDict,
   shardSegments,
   sharedFloat32,
-  sumOfSquares,
+  unscaleAndClip,
   ZeroFlowError,
   type ZeroStageSettings,
 } from '@zeroflow/core';
@@ -139,20 +138,10 @@ export class Stage2Owner implements GradientOwner {
     const format = this.mp?.format ?? 'bf16';
     // 16-bit gradient shards are unscaled, clipped and stepped in fp32 (a transient copy of the shard)
     const grads = this.shardGrads.map((g) => asFloat32(g, format));
-    const inv = 1 / (opts.unscale * dp);
-    let sq = 0;
-    for (const g of grads) {
-      for (let i = 0; i < g.length; i++) g[i] *= inv;
-      sq += sumOfSquares(g);
-    }
-    const gradNorm = globalNorm(this.comm, sq);
-    if (opts.skip?.(gradNorm) || !Number.isFinite(gradNorm)) {
+    const { gradNorm, skipped } = unscaleAndClip(grads, this.comm, { ...opts, divisor: opts.unscale * dp });
+    if (skipped) {
       this.zeroGrad();
-      return { gradNorm, skipped: true };
-    }
-    if (opts.clipNorm > 0 && gradNorm > opts.clipNorm) {
-      const c = opts.clipNorm / (gradNorm + 1e-6);
-      for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= c;
+      return { gradNorm, skipped };
     }
     this.workspaceBytes = grads.reduce((a, g, i) => a + (g === this.shardGrads[i] ? 0 : g.byteLength), 0);
     const comm = this.comm;

@@ -4,7 +4,8 @@ import type { Parameter } from '../nn/parameter.js';
 import type { FlatOptimizer } from '../optim/types.js';
 import type { GradientOwner, OwnerState, PluginContext, StepOutcome, ZeroFlowPlugin } from '../plugin.js';
 import { CORE_VERSION } from '../version.js';
-import { bindParametersToBuffer, type FlatGroup, layoutFlatGroups, segmentsOf, sumOfSquares } from './flat-params.js';
+import { unscaleAndClip } from '../zero/collectives.js';
+import { bindParametersToBuffer, type FlatGroup, layoutFlatGroups, segmentsOf } from './flat-params.js';
 import { allReduceRange, GradientBuckets } from './grad-buckets.js';
 import {
   addInto,
@@ -119,20 +120,11 @@ export class Stage0Owner implements GradientOwner {
     // fp32 copy of the flat 16-bit gradients
     const grads = this.grads.map((g) => asFloat32(g, this.mp?.gradFormat ?? 'bf16'));
     this.workspaceBytes = grads.reduce((a, g, i) => a + (g === this.grads[i] ? 0 : g.byteLength), 0);
-    const inv = 1 / (opts.unscale * dp);
-    let sq = 0;
-    for (const g of grads) {
-      for (let i = 0; i < g.length; i++) g[i] *= inv;
-      sq += sumOfSquares(g);
-    }
-    const gradNorm = Math.sqrt(sq);
-    if (opts.skip?.(gradNorm) || !Number.isFinite(gradNorm)) {
+    // the all-reduced gradients are whole on every rank: the norm is local
+    const { gradNorm, skipped } = unscaleAndClip(grads, null, { ...opts, divisor: opts.unscale * dp });
+    if (skipped) {
       this.zeroGrad();
-      return { gradNorm, skipped: true };
-    }
-    if (opts.clipNorm > 0 && gradNorm > opts.clipNorm) {
-      const c = opts.clipNorm / (gradNorm + 1e-6);
-      for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= c;
+      return { gradNorm, skipped };
     }
     const params = this.half ? this.half.master : this.params!;
     this.optimizer.step(

@@ -5,6 +5,7 @@
  * (the tcp backend then skips its staging copies).
  */
 import type { CollectiveOptions, ProcessGroup, Work } from '../comm/types.js';
+import { sumOfSquares } from '../engine/flat-params.js';
 import { ZeroFlowError } from '../errors.js';
 import type { GroupPartition } from './partition.js';
 
@@ -183,6 +184,33 @@ export function globalNorm(comm: ProcessGroup | null, localSumOfSquares: number)
   let s = 0;
   for (let i = 0; i < all.length; i++) s += all[i];
   return Math.sqrt(s);
+}
+
+/**
+ * The gradient preprocessing of every owner's step, as DeepSpeed does it: divide the gradients by `divisor`
+ * (loss scale x data-parallel size) in place, take their global L2 norm (`comm`: each rank holds a disjoint
+ * share, summed across ranks; null: the gradients are whole here) and clip them in place to `clipNorm`
+ * (0: off). `skipped` when `skip(norm)` says so or the norm is not finite: the caller then drops the
+ * gradients without stepping.
+ */
+export function unscaleAndClip(
+  grads: Float32Array[],
+  comm: ProcessGroup | null,
+  opts: { divisor: number; clipNorm: number; skip?: (gradNorm: number) => boolean },
+): { gradNorm: number; skipped: boolean } {
+  const inv = 1 / opts.divisor;
+  let sq = 0;
+  for (const g of grads) {
+    for (let i = 0; i < g.length; i++) g[i] *= inv;
+    sq += sumOfSquares(g);
+  }
+  const gradNorm = globalNorm(comm, sq);
+  if (opts.skip?.(gradNorm) || !Number.isFinite(gradNorm)) return { gradNorm, skipped: true };
+  if (opts.clipNorm > 0 && gradNorm > opts.clipNorm) {
+    const c = opts.clipNorm / (gradNorm + 1e-6);
+    for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= c;
+  }
+  return { gradNorm, skipped: false };
 }
 
 /** The data-parallel group of a ZeRO owner: the world group while ZeroFlow has no TP/PP sub-groups here. */

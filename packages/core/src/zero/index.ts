@@ -10,6 +10,7 @@ export {
   reduceScatterContiguous,
   StagingBuffers,
   sharedFloat32,
+  unscaleAndClip,
 } from './collectives.js';
 export { checkZeroStageConfig, type ZeroStageSettings } from './config-check.js';
 export {
