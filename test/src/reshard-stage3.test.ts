@@ -5,18 +5,18 @@
  * checkpoint holds real shards (`params.group{i}` equal to the saved weights), and `zeroflow ckpt export`
  * turns it into consolidated safetensors with Hugging Face names.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '@zeroflow/cli';
 import { readManifest, readSafetensorsFile } from '@zeroflow/core';
-import { freePort } from '@zeroflow/test-utils';
+import { spawnRanks } from '@zeroflow/test-utils';
 import { describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** A rank stuck this long is killed (and the test fails naming it). */
+const TIMEOUT_MS = 150_000;
 const script = join(here, 'fixtures', 'reshard3-train.ts');
 // The ZeRO plugins are resolved from the working directory (they are not dependencies of this package):
 // zero-stage2's folder resolves stages 1 and 2, zero-stage3's folder resolves itself.
@@ -41,48 +41,20 @@ interface RankOut {
   globalSteps: number;
 }
 
-/** Runs the fixture on `n` ranks at `stage`; returns what each rank wrote. A rank stuck for 150 s is killed and named. */
+/** Runs the fixture on `n` ranks at `stage`; returns what each rank wrote. A rank stuck for TIMEOUT_MS is killed and named. */
 async function job(mode: string, n: number, stage: number, ckptDir: string): Promise<RankOut[]> {
-  const port = await freePort();
-  const token = randomBytes(16).toString('hex');
   const outDir = mkdtempSync(join(tmpdir(), `zf-reshard3-${mode}-`));
-  const exits = await Promise.all(
-    Array.from(
-      { length: n },
-      (_, rank) =>
-        new Promise<{ code: number | null; output: string }>((resolve) => {
-          const args = ['--import', 'tsx', script, mode, String(stage), ckptDir, join(outDir, `r${rank}.json`)];
-          const child = spawn(process.execPath, args, {
-            cwd: cwdFor(stage),
-            env: {
-              ...process.env,
-              RANK: String(rank),
-              WORLD_SIZE: String(n),
-              LOCAL_RANK: String(rank),
-              LOCAL_WORLD_SIZE: String(n),
-              MASTER_ADDR: '127.0.0.1',
-              MASTER_PORT: String(port),
-              ZEROFLOW_JOB_TOKEN: token,
-              ZEROFLOW_COMM: 'tcp',
-              ZEROFLOW_COMM_TIMEOUT_MS: '60000',
-            },
-            stdio: ['ignore', 'pipe', 'pipe'],
-          });
-          let output = '';
-          child.stdout.on('data', (d) => (output += d));
-          child.stderr.on('data', (d) => (output += d));
-          const timer = setTimeout(() => {
-            output += `\n[test] rank ${rank} of ${mode} (stage ${stage}, ${n} ranks) killed after 150 s`;
-            child.kill('SIGKILL');
-          }, 150_000);
-          child.on('exit', (code) => {
-            clearTimeout(timer);
-            resolve({ code, output });
-          });
-        }),
-    ),
-  );
-  exits.forEach((e, rank) => expect(e.code, `${mode} stage ${stage} rank ${rank} failed:\n${e.output}`).toBe(0));
+  const ranks = await spawnRanks(n, script, {
+    cwd: cwdFor(stage),
+    args: (rank) => [mode, String(stage), ckptDir, join(outDir, `r${rank}.json`)],
+    env: () => ({ ZEROFLOW_COMM: 'tcp', ZEROFLOW_COMM_TIMEOUT_MS: '60000' }),
+    timeoutMs: TIMEOUT_MS,
+  });
+  for (const e of await ranks.outcomes)
+    expect(
+      e.code,
+      `${mode} stage ${stage} rank ${e.rank} failed${e.signal ? ` (${e.signal}: stuck for ${TIMEOUT_MS / 1000} s, killed)` : ''}:\n${e.output}`,
+    ).toBe(0);
   return Array.from({ length: n }, (_, r) => JSON.parse(readFileSync(join(outDir, `r${r}.json`), 'utf8')) as RankOut);
 }
 

@@ -3,16 +3,16 @@
  * layout, loaded by real ranks at another, the parameters and every optimizer state value must be exactly
  * the saved ones, and training goes on as the saving job did.
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '@zeroflow/test-utils';
+import { spawnRanks } from '@zeroflow/test-utils';
 import { describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** A rank stuck this long is killed (and the test fails naming it). */
+const TIMEOUT_MS = 120_000;
 const script = join(here, 'fixtures', 'reshard-train.ts');
 // The ZeRO plugins are resolved from the working directory (they are not dependencies of this package).
 const pluginDir = join(here, '..', '..', 'packages', 'zero-stage2');
@@ -38,42 +38,14 @@ interface RankOut {
 
 /** Runs the fixture on `n` ranks at `stage` from `cwd`; returns what each rank wrote. */
 async function job(mode: string, n: number, stage: number, ckptDir: string): Promise<RankOut[]> {
-  const port = await freePort();
-  const token = randomBytes(16).toString('hex');
   const outDir = mkdtempSync(join(tmpdir(), `zf-reshard-${mode}-`));
-  const exits = await Promise.all(
-    Array.from(
-      { length: n },
-      (_, rank) =>
-        new Promise<{ code: number | null; output: string }>((resolve) => {
-          const args = ['--import', 'tsx', script, mode, String(stage), ckptDir, join(outDir, `r${rank}.json`)];
-          const child = spawn(process.execPath, args, {
-            cwd: pluginDir,
-            env: {
-              ...process.env,
-              RANK: String(rank),
-              WORLD_SIZE: String(n),
-              LOCAL_RANK: String(rank),
-              LOCAL_WORLD_SIZE: String(n),
-              MASTER_ADDR: '127.0.0.1',
-              MASTER_PORT: String(port),
-              ZEROFLOW_JOB_TOKEN: token,
-              ZEROFLOW_COMM: 'tcp',
-            },
-            stdio: ['ignore', 'pipe', 'pipe'],
-          });
-          let output = '';
-          child.stdout.on('data', (d) => (output += d));
-          child.stderr.on('data', (d) => (output += d));
-          const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-          child.on('exit', (code) => {
-            clearTimeout(timer);
-            resolve({ code, output });
-          });
-        }),
-    ),
-  );
-  exits.forEach((e, rank) => expect(e.code, `${mode} rank ${rank} failed:\n${e.output}`).toBe(0));
+  const ranks = await spawnRanks(n, script, {
+    cwd: pluginDir,
+    args: (rank) => [mode, String(stage), ckptDir, join(outDir, `r${rank}.json`)],
+    env: () => ({ ZEROFLOW_COMM: 'tcp' }),
+    timeoutMs: TIMEOUT_MS,
+  });
+  for (const e of await ranks.outcomes) expect(e.code, `${mode} rank ${e.rank} failed:\n${e.output}`).toBe(0);
   return Array.from({ length: n }, (_, r) => JSON.parse(readFileSync(join(outDir, `r${r}.json`), 'utf8')) as RankOut);
 }
 

@@ -51,6 +51,8 @@ export interface SpawnRanksOptions {
   env?: (rank: number) => NodeJS.ProcessEnv;
   /** Kill a rank with SIGKILL after this long; none when unset. */
   timeoutMs?: number;
+  /** Working directory of the ranks (where they resolve packages by name); default this process's. */
+  cwd?: string;
 }
 
 /**
@@ -68,6 +70,7 @@ export async function spawnRanks(n: number, script: string, options: SpawnRanksO
       process.execPath,
       [...(options.nodeArgs ?? []), '--import', 'tsx', script, ...(options.args?.(rank) ?? [])],
       {
+        cwd: options.cwd,
         env: {
           ...process.env,
           RANK: String(rank),
