@@ -17,7 +17,7 @@ import { describe, expect, it } from 'vitest';
 const here = dirname(fileURLToPath(import.meta.url));
 /** A rank stuck this long is killed (and the test fails naming it). */
 const TIMEOUT_MS = 150_000;
-const script = join(here, 'fixtures', 'reshard3-train.ts');
+const script = join(here, 'fixtures', 'reshard-train.ts');
 // The ZeRO plugins are resolved from the working directory (they are not dependencies of this package):
 // zero-stage2's folder resolves stages 1 and 2, zero-stage3's folder resolves itself.
 const packages = join(here, '..', '..', 'packages');
