@@ -1,15 +1,16 @@
 /**
- * Mixed precision side by side: for ZeRO stages 0, 1, 2 at 1 and 2 ranks, fp32 vs bf16 vs fp16, real rank
+ * Mixed precision side by side: for ZeRO stages 0, 1, 2, 3 at 1 and 2 ranks, fp32 vs bf16 vs fp16, real rank
  * processes train the GPT `tiny` preset (zero-shared.ts; AdamW, micro-batch 8 per rank) and report per rank:
  * model-state bytes (engine.memoryReport(): parameters + gradients + master weights + optimizer) next to
- * DESIGN.md 6's formula (fp32: 16Ψ, 8Ψ + 8Ψ/N, 4Ψ + 12Ψ/N; amp: 16Ψ, 4Ψ + 12Ψ/N, 2Ψ + 14Ψ/N), the wire
+ * DESIGN.md 6's formula (fp32: 16Ψ, 8Ψ + 8Ψ/N, 4Ψ + 12Ψ/N, 16Ψ/N; amp: 16Ψ, 4Ψ + 12Ψ/N, 2Ψ + 14Ψ/N,
+ * 16Ψ/N; stage 3 adds its persistent parameters, kept whole on every rank), the wire
  * bytes per optimizer step counted by core's comms logger, and tokens/s of the whole job (a step takes as long
  * as its slowest rank). Writes the `amp` section of RESULTS.md and results/amp.json.
  *
- * Usage: node --import tsx amp.ts [--quick] [--stages 0,1,2] [--ranks 1,2] [--precisions fp32,bf16,fp16]
+ * Usage: node --import tsx amp.ts [--quick] [--stages 0,1,2,3] [--ranks 1,2] [--precisions fp32,bf16,fp16]
  *                                 [--steps 4] [--warmup 1] [--backend shm|tcp] [--dry-run]
- *   --quick: stages 0 and 2, 2 ranks, fp32 and bf16, 1 measured step after 1 warm-up step (4 jobs, under a
- *   minute on 2 idle cores). Without it: every stage, rank count and precision, 4 measured steps.
+ *   --quick: stages 0, 2 and 3, 2 ranks, fp32 and bf16, 1 measured step after 1 warm-up step (6 jobs, about
+ *   a minute on 2 idle cores). Without it: every stage, rank count and precision, 4 measured steps.
  *   --dry-run: print the table, write neither RESULTS.md nor results/amp.json.
  * The same file is the rank process when ZF_AMP_RANK is set (spawned by the parent with the PyTorch env).
  */
@@ -25,6 +26,8 @@ import { machineLine, stats, writeJson, writeSection } from './results-file.js';
 import { loadZeroPackage, PRESETS } from './zero-shared.js';
 
 const PREFIX = '@@amp ';
+/** `stage3_param_persistence_threshold` of the stage-3 rows. */
+const STAGE3_PERSISTENCE = 1000;
 type Precision = 'fp32' | 'bf16' | 'fp16';
 
 /** One rank's report. */
@@ -78,7 +81,8 @@ async function rankMain(): Promise<void> {
       train_micro_batch_size_per_gpu: preset.micro,
       gradient_accumulation_steps: 1,
       optimizer: { type: 'AdamW', params: { lr: 1e-3, weight_decay: 0.1 } },
-      zero_optimization: { stage },
+      // stage 3: matrices partitioned, biases and norms whole (DeepSpeed's default 1e5 keeps all of tiny whole)
+      zero_optimization: stage === 3 ? { stage, stage3_param_persistence_threshold: STAGE3_PERSISTENCE } : { stage },
       ...(precision === 'fp32' ? {} : { [precision]: { enabled: true } }),
       comms_logger: { enabled: worldSize > 1 },
       steps_per_print: 1_000_000,
@@ -169,7 +173,11 @@ async function runJob(n: number, env: Record<string, string>, backend?: string):
 /** DESIGN.md 6's model-state bytes per rank with Adam (Ψ parameters, N ranks). */
 export function ampFormulaBytes(stage: number, psi: number, n: number, precision: Precision): number {
   const [p, g, o] = precision === 'fp32' ? [4, 4, 8] : [2, 2, 12];
-  return p * psi + (stage >= 2 ? (g * psi) / n : g * psi) + (stage >= 1 ? (o * psi) / n : o * psi);
+  return (
+    (stage >= 3 ? (p * psi) / n : p * psi) +
+    (stage >= 2 ? (g * psi) / n : g * psi) +
+    (stage >= 1 ? (o * psi) / n : o * psi)
+  );
 }
 
 async function parentMain(): Promise<void> {
@@ -180,7 +188,7 @@ async function parentMain(): Promise<void> {
   const list = (s: string) => s.split(',').filter(Boolean);
   const quick = process.argv.includes('--quick');
   const dryRun = process.argv.includes('--dry-run');
-  const stages = list(flag('--stages') ?? (quick ? '0,2' : '0,1,2')).map(Number);
+  const stages = list(flag('--stages') ?? (quick ? '0,2,3' : '0,1,2,3')).map(Number);
   const rankCounts = list(flag('--ranks') ?? (quick ? '2' : '1,2')).map(Number);
   const precisions = list(flag('--precisions') ?? (quick ? 'fp32,bf16' : 'fp32,bf16,fp16')) as Precision[];
   const steps = Number(flag('--steps') ?? (quick ? 1 : 4));
@@ -204,7 +212,11 @@ async function parentMain(): Promise<void> {
         };
         const rs = await runJob(n, env, backend);
         const m = (r: AmpRankResult) =>
-          r.memory.parameters + r.memory.gradients + (r.memory.masterWeights ?? 0) + r.memory.optimizer;
+          r.memory.parameters +
+          r.memory.gradients +
+          (r.memory.masterWeights ?? 0) +
+          r.memory.optimizer +
+          (r.memory.persistentParameters ?? 0);
         const bytes = Math.max(...rs.map(m));
         const formula = ampFormulaBytes(stage, rs[0].params, n, precision);
         const wire = rs[0].wireBytesPerStep;
@@ -241,12 +253,13 @@ Command: \`${command}\` (in benchmarks/).
 |---|---|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-Model states are \`engine.memoryReport()\`'s parameters + gradients + masterWeights + optimizer of each rank.
-The formula is DESIGN.md 6's with Adam, Ψ parameters and N ranks: fp32 16Ψ, 8Ψ + 8Ψ/N, 4Ψ + 12Ψ/N
-(stages 0, 1, 2); fp16/bf16 16Ψ, 4Ψ + 12Ψ/N, 2Ψ + 14Ψ/N (16-bit parameters and gradients, fp32 master
-weights and moments in the optimizer's partition); the ratio differs from 1 only by the padding of param
-groups to a multiple of N. Wire bytes are the comms logger's ring-algorithm bytes sent per rank per step (the
-gradient-norm all-gather of 2 fp32 values per rank stays fp32). Tokens/s: micro-batch 8 per rank,
+Model states are \`engine.memoryReport()\`'s parameters + gradients + masterWeights + optimizer (+ stage 3's
+persistentParameters) of each rank. The formula is DESIGN.md 6's with Adam, Ψ parameters and N ranks: fp32
+16Ψ, 8Ψ + 8Ψ/N, 4Ψ + 12Ψ/N, 16Ψ/N (stages 0, 1, 2, 3); fp16/bf16 16Ψ, 4Ψ + 12Ψ/N, 2Ψ + 14Ψ/N, 16Ψ/N (16-bit
+parameters and gradients, fp32 master weights and moments in the optimizer's partition); the ratio differs
+from 1 by the padding of param groups (stage 3: of each parameter) to a multiple of N and, at stage 3, by
+the small parameters kept whole on every rank (\`stage3_param_persistence_threshold\` ${STAGE3_PERSISTENCE}).
+Wire bytes are the comms logger's ring-algorithm bytes sent per rank per step (the gradient-norm all-gather of 2 fp32 values per rank stays fp32). Tokens/s: micro-batch 8 per rank,
 ${steps} measured step(s) after ${warmup} warm-up step(s); all ranks share this machine's cores, and the
 16-bit conversions are JS loops (no native kernels yet), so amp's tokens/s show its overhead here, not a
 speed-up.`;

@@ -49,7 +49,8 @@ export interface AmpPlugin extends ZeroFlowPlugin {
   readonly scaler: LossScaler | null;
   /**
    * The parameter access serving 16-bit weights to the forward pass, known after setup; its `attached`
-   * storage is the optimizer-step owner's 16-bit flat buffer (the model's only full copy).
+   * storage is the optimizer-step owner's 16-bit flat buffer (the model's only full copy). At ZeRO stage 3
+   * it is not installed and nothing is attached: the stage-3 owner's own access widens its 16-bit shards.
    */
   readonly parameters: HalfParameterAccess | null;
 }

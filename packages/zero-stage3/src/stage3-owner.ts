@@ -227,7 +227,10 @@ export class Stage3Owner implements GradientOwner {
     for (const g of this.shardGrads) g.fill(0);
   }
 
-  /** This rank's optimizer shard (core's sharded layout) and its fp32 parameter shard (`params.group{i}`). */
+  /**
+   * This rank's optimizer shard (core's sharded layout) and its fp32 parameter shard (`params.group{i}`;
+   * under amp the fp32 master shard, so a resume is bit-exact).
+   */
   async stateDict(): Promise<OwnerState> {
     this.syncFromMaterialized();
     const state = shardedStateDict(this.optimizer, this.layout.partitions, 3);
@@ -259,7 +262,8 @@ export class Stage3Owner implements GradientOwner {
 
   /**
    * Full fp32 values of every parameter by name, gathered from all ranks: a collective, so every rank must
-   * call it (core's checkpoint writes `model.safetensors` from it; see the README).
+   * call it (core's checkpoint writes `model.safetensors` from it; see the README). Under amp these are the
+   * fp32 master weights (gathered in fp32), not their 16-bit rounding.
    */
   async fullParameters(): Promise<Record<string, Float32Array>> {
     this.syncFromMaterialized();

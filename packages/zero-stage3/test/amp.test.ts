@@ -219,7 +219,7 @@ describe('ZeRO stage 3 with fp16/bf16', () => {
     expect(out.map((r) => r.losses)).toEqual(runs.get('bf16/2')!.map((r) => r.losses));
   }, 300_000);
 
-  it('checkpoints hold the fp32 masters: bit-exact resume, resharding to 1 rank stage 0 (bf16 and fp32)', async () => {
+  it('checkpoints hold the fp32 masters: bit-exact resume, resharding to 1 rank stage 0 (bf16, fp32) and stage 3', async () => {
     const ckptDir = mkdtempSync(join(tmpdir(), 'zf-amp3-ckpt-'));
     const saved = await run(2, { mode: 'save', ckptDir, steps: 2, config: BF16 });
     const masters = saved[0].saved!;
@@ -235,5 +235,8 @@ describe('ZeRO stage 3 with fp16/bf16', () => {
       const one = await run(1, { mode: 'resume', ckptDir, steps: 1, stage: 0, config });
       expect(one[0].loaded, JSON.stringify(config)).toEqual(masters);
     }
+    // and at 1 rank, stage 3 under bf16 (the shards re-cut for N = 1)
+    const three = await run(1, { mode: 'resume', ckptDir, steps: 1, config: BF16 });
+    expect(three[0].loaded).toEqual(masters);
   }, 300_000);
 });
