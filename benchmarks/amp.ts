@@ -14,15 +14,13 @@
  *   --dry-run: print the table, write neither RESULTS.md nor results/amp.json.
  * The same file is the rank process when ZF_AMP_RANK is set (spawned by the parent with the PyTorch env).
  */
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ZeroFlowPlugin } from '@zeroflow/core';
 import { machineLine, stats, writeJson, writeSection } from './results-file.js';
+import { runRankJob } from './spawn-ranks.js';
 import { loadZeroPackage, PRESETS } from './zero-shared.js';
 
 const PREFIX = '@@amp ';
@@ -116,56 +114,14 @@ async function rankMain(): Promise<void> {
   await engine.close();
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function runJob(n: number, env: Record<string, string>, backend?: string): Promise<AmpRankResult[]> {
-  const port = await freePort();
-  const token = randomBytes(16).toString('hex');
   const threads = process.env.ZEROFLOW_NUM_THREADS ?? String(Math.max(1, Math.floor(cpus().length / n)));
-  const results: AmpRankResult[] = [];
-  const exits = Array.from({ length: n }, (_, rank) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
-      env: {
-        ...process.env,
-        ZF_AMP_RANK: '1',
-        RANK: String(rank),
-        WORLD_SIZE: String(n),
-        LOCAL_RANK: String(rank),
-        LOCAL_WORLD_SIZE: String(n),
-        MASTER_ADDR: '127.0.0.1',
-        MASTER_PORT: String(port),
-        ZEROFLOW_JOB_TOKEN: token,
-        ZEROFLOW_NUM_THREADS: threads,
-        ...(backend ? { ZEROFLOW_COMM: backend } : {}),
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    return new Promise<void>((resolve, reject) =>
-      child.on('close', (code, signal) => {
-        for (const line of out.split('\n'))
-          if (line.startsWith(PREFIX)) results.push(JSON.parse(line.slice(PREFIX.length)));
-        if (code === 0) resolve();
-        else reject(new Error(`rank ${rank} of ${n} exited with ${code ?? signal}:\n${err.slice(-2000)}`));
-      }),
-    );
+  const results = await runRankJob<AmpRankResult>({
+    script: fileURLToPath(import.meta.url),
+    n,
+    resultPrefix: PREFIX,
+    env: { ZF_AMP_RANK: '1', ZEROFLOW_NUM_THREADS: threads, ...(backend ? { ZEROFLOW_COMM: backend } : {}), ...env },
   });
-  const settled = await Promise.allSettled(exits);
-  const failed = settled.find((s) => s.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
   if (results.length !== n) throw new Error(`expected ${n} results, got ${results.length}`);
   return results.sort((a, b) => a.rank - b.rank);
 }
