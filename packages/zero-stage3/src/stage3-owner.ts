@@ -4,7 +4,6 @@ import {
   type FlatBuffer,
   type FlatOptimizer,
   type GradientOwner,
-  globalNorm,
   loadShardedStateDict,
   type MixedPrecisionLayout,
   mixedPrecisionLayout,
@@ -16,7 +15,7 @@ import {
   shardedStateDict,
   shardSegments,
   sharedFloat32,
-  sumOfSquares,
+  unscaleAndClip,
   ZeroFlowError,
 } from '@zeroflow/core';
 import { HeaderedAllGather } from './all-gather.js';
@@ -194,20 +193,11 @@ export class Stage3Owner implements GradientOwner {
     // 16-bit gradient shards are unscaled, clipped and stepped in fp32 (a transient copy of the shard)
     const grads = this.shardGrads.map((g) => asFloat32(g, this.mp?.format ?? 'bf16'));
     this.workspaceBytes = grads.reduce((a, g, i) => a + (g === this.shardGrads[i] ? 0 : g.byteLength), 0);
-    const inv = 1 / (opts.unscale * this.ctx.world.dataParallelSize);
-    let sq = 0;
-    for (const g of grads) {
-      for (let i = 0; i < g.length; i++) g[i] *= inv;
-      sq += sumOfSquares(g);
-    }
-    const gradNorm = globalNorm(this.comm, sq);
-    if (opts.skip?.(gradNorm) || !Number.isFinite(gradNorm)) {
+    const divisor = opts.unscale * this.ctx.world.dataParallelSize;
+    const { gradNorm, skipped } = unscaleAndClip(grads, this.comm, { ...opts, divisor });
+    if (skipped) {
       this.zeroGrad();
-      return { gradNorm, skipped: true };
-    }
-    if (opts.clipNorm > 0 && gradNorm > opts.clipNorm) {
-      const c = opts.clipNorm / (gradNorm + 1e-6);
-      for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= c;
+      return { gradNorm, skipped };
     }
     this.optimizer.step(
       this.layout.partitions.map((p, i) => ({
