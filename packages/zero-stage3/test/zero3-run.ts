@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type RankExit, runRanks } from '@zeroflow/test-utils';
 import { expect } from 'vitest';
+import type { Stage3Stats } from '../src/index.js';
 
 const script = join(__dirname, 'fixtures', 'zero3-train.ts');
 
@@ -13,18 +14,7 @@ export interface RankOut {
   losses: number[];
   norms: number[];
   memory: Record<string, number>;
-  stats: {
-    buckets: number;
-    bufferBytes: number;
-    gathers: number;
-    prefetches: number;
-    prefetchHits: number;
-    prefetchDiscarded: number;
-    traceInvalidations: number;
-    reuses: number;
-    persistent: number;
-    partitioned: number;
-  } | null;
+  stats: Stage3Stats | null;
   plugins: string[];
   numel: number;
   sizes: number[];
