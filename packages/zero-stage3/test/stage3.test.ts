@@ -1,9 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runRanks } from '@zeroflow/test-utils';
+import { relDiff, runRanks } from '@zeroflow/test-utils';
 import { describe, expect, it } from 'vitest';
-import { type RunResult, relDiff, runZero, runZeroRaw } from './zero3-run.js';
+import { type RunResult, runZero, runZeroRaw } from './zero3-run.js';
 
 const STEPS = 20;
 /** GPT tiny's biases of 64 and LayerNorms stay whole; its 192/256-element biases and all matrices are partitioned. */

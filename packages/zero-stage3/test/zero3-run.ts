@@ -70,14 +70,3 @@ export async function runZero(n: number, stage: number, steps: number, opts: Run
   const losses = ranks[0].losses.map((_, i) => ranks.reduce((a, o) => a + o.losses[i], 0) / n);
   return { losses, norms: ranks[0].norms, weights: ranks[0].weights!, ranks };
 }
-
-/** Relative L2 difference `|a - b| / |b|`. */
-export function relDiff(a: number[], b: number[]): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
