@@ -7,7 +7,7 @@
  *  - an fp16 overflow on one rank makes every rank skip; no tfjs tensor leaks per step; prefetch on/off
  *    and zeroInit give bit-identical results;
  *  - checkpoints hold the fp32 masters: bit-exact resume, and resharding to 1 rank stage 0 (bf16, fp32).
- * The fixture is test/fixtures/amp3-train.ts (global batch 8, GAS 2, clipping 0.5, AdamW).
+ * The fixture is test/fixtures/zero3-train.ts (global batch 8, GAS 2, clipping 0.5, AdamW).
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,8 +15,9 @@ import { join } from 'node:path';
 import type { CommsReport } from '@zeroflow/core';
 import { relDiff, runRanks } from '@zeroflow/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { FixtureOptions } from './fixtures/zero3-train.js';
 
-const script = join(__dirname, 'fixtures', 'amp3-train.ts');
+const script = join(__dirname, 'fixtures', 'zero3-train.ts');
 const STEPS = 4;
 const BF16 = { bf16: { enabled: true } };
 const FP16 = { fp16: { enabled: true } };
@@ -43,20 +44,11 @@ interface Out {
   weights: number[][] | null;
 }
 
-interface Options {
-  stage?: number;
-  steps?: number;
-  mode?: 'train' | 'save' | 'resume';
-  ckptDir?: string;
-  zero?: Record<string, unknown>;
-  config?: Record<string, unknown>;
-  zeroInit?: boolean;
-  blowUp?: { rank: number; step: number };
-}
+type Options = Partial<FixtureOptions>;
 
 async function run(n: number, o: Options): Promise<Out[]> {
   const dir = mkdtempSync(join(tmpdir(), 'zf-amp3-'));
-  const opts = { stage: 3, steps: STEPS, ...o, zero: { ...ZERO, ...(o.zero ?? {}) } };
+  const opts = { stage: 3, steps: STEPS, logComms: true, ...o, zero: { ...ZERO, ...(o.zero ?? {}) } };
   const exits = await runRanks(
     n,
     script,
@@ -209,7 +201,7 @@ describe('ZeRO stage 3 with fp16/bf16', () => {
   }, 300_000);
 
   it('zeroInit under bf16: no full fp32 weight at build, and the same training as a normal build', async () => {
-    const out = await run(2, { config: BF16, zeroInit: true });
+    const out = await run(2, { config: BF16, build: 'zeroInit' });
     const persistentBytes = out[0].sizes.filter((s) => s <= 1000).reduce((a, s) => a + 4 * s, 0);
     for (const r of out) {
       expect(r.fullBytesAtBuild).toBe(persistentBytes);

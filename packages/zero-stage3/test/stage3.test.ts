@@ -138,7 +138,7 @@ describe('ZeRO stage 3: parity with one process (stage 0) on the same global bat
   });
 
   it('zeroInit (construction-time partitioning) never holds a full partitioned parameter and trains identically', async () => {
-    const got = await runZero(2, 3, STEPS, { mode: 'zeroinit', zero: ZERO3 });
+    const got = await runZero(2, 3, STEPS, { build: 'zeroInit', zero: ZERO3 });
     const full = 4 * got.ranks[0].numel;
     const largestParam = Math.max(...got.ranks[0].sizes);
     for (const r of got.ranks) {
@@ -155,7 +155,7 @@ describe('ZeRO stage 3: parity with one process (stage 0) on the same global bat
   });
 
   it('the factory by hand (withParameterFactory) gives the same as zeroInit', async () => {
-    const got = await runZero(2, 3, 2, { mode: 'initscope', zero: ZERO3 });
+    const got = await runZero(2, 3, 2, { build: 'initScope', zero: ZERO3 });
     for (const r of got.ranks) expect(r.partitionedWholeAtBuild).toBe(0);
   });
 

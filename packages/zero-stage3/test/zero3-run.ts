@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { type RankExit, runRanks } from '@zeroflow/test-utils';
 import { expect } from 'vitest';
 import type { Stage3Stats } from '../src/index.js';
+import type { FixtureOptions } from './fixtures/zero3-train.js';
 
 const script = join(__dirname, 'fixtures', 'zero3-train.ts');
 
@@ -34,27 +35,17 @@ export interface RunResult {
   ranks: RankOut[];
 }
 
-/** Options of a fixture run. */
-export interface RunOptions {
-  mode?: string;
-  ckptDir?: string;
-  zero?: Record<string, unknown>;
-}
+/** Options of a fixture run (the fixture's, less stage and steps). */
+export type RunOptions = Omit<FixtureOptions, 'stage' | 'steps'>;
 
 /** Runs the fixture and returns the raw exits (for runs expected to fail). */
 export async function runZeroRaw(n: number, stage: number, steps: number, opts: RunOptions = {}) {
   const dir = mkdtempSync(join(tmpdir(), `zf-zero${stage}-${n}-`));
+  const options: FixtureOptions = { stage, steps, ...opts };
   const exits: RankExit[] = await runRanks(
     n,
     script,
-    (r) => [
-      opts.mode ?? 'train',
-      String(stage),
-      String(steps),
-      join(dir, `r${r}.json`),
-      opts.ckptDir ?? '',
-      opts.zero ? JSON.stringify(opts.zero) : '',
-    ],
+    (r) => [join(dir, `r${r}.json`), JSON.stringify(options)],
     { ZEROFLOW_COMM: 'tcp', ZEROFLOW_COMM_TIMEOUT_MS: '60000' },
     180_000,
   );
