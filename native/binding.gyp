@@ -64,6 +64,7 @@
         "src/kernels/gemm_own.cc",
         "src/kernels/pointwise.cc",
         "src/kernels/math.cc",
+        "src/kernels/fused.cc",
         "src/kernels/gemm_amx.cc",
         "src/kernels/transpose.cc",
         "src/kernels/thread_pool.cc"
@@ -127,6 +128,7 @@
               "src/kernels/gemm_own.cc",
               "src/kernels/pointwise.cc",
               "src/kernels/math.cc",
+              "src/kernels/fused.cc",
               "src/kernels/gemm_amx.cc",
               "src/kernels/transpose.cc",
               "src/kernels/thread_pool.cc"

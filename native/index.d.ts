@@ -166,6 +166,50 @@ export interface KernelsAddon {
    * Results do not depend on the thread count.
    */
   reduce(op: 0 | 1 | 2 | 3, x: Float32Array, out: Float32Array, outer: number, r: number, inner: number): void;
+  /** GPT-2's tanh GELU of x into out (out.length elements): x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3). */
+  geluNew(x: Float32Array, out: Float32Array): void;
+  /** Its gradient: dx = dy * gelu'(x) (dx.length elements). */
+  geluNewGrad(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /**
+   * LayerNorm of x [rows, cols] over cols (rows = y.length / cols), statistics in double (two passes); writes
+   * y, and the per-row mean and rstd = 1 / sqrt(var + eps). gamma/beta null: 1 and 0.
+   */
+  layerNorm(
+    x: Float32Array,
+    gamma: Float32Array | null,
+    beta: Float32Array | null,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    cols: number,
+    eps: number,
+  ): void;
+  /** LayerNorm's gradient from the saved mean and rstd: dx, and the column sums dgamma, dbeta (null: skipped). */
+  layerNormGrad(
+    x: Float32Array,
+    dy: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    gamma: Float32Array | null,
+    dx: Float32Array,
+    dgamma: Float32Array | null,
+    dbeta: Float32Array | null,
+    cols: number,
+  ): void;
+  /**
+   * Softmax cross-entropy of logits [rows, cols] (rows = lse.length) against int32 targets (< cols; < 0:
+   * ignored): writes each row's logsumexp and returns the mean of lse - logits[target] over kept rows.
+   */
+  softmaxCrossEntropy(logits: Float32Array, targets: Int32Array, lse: Float32Array, cols: number): number;
+  /** Its gradient: dx = (exp(logits - lse) - onehot) * dy / count on kept rows, 0 on ignored rows. */
+  softmaxCrossEntropyGrad(
+    logits: Float32Array,
+    targets: Int32Array,
+    lse: Float32Array,
+    dy: number,
+    dx: Float32Array,
+    cols: number,
+  ): void;
   /** Narrows src.length fp32 values to fp16 (or bf16) bits, bit-identical to core's numeric/half.ts `narrow`. */
   narrow16(src: Float32Array, dst: Uint16Array, bf16: boolean): void;
   /** Widens src.length fp16 (or bf16) bit patterns to fp32, bit-identical to core's `widen`. */

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "gemm.h"
+#include "fused.h"
 #include "math.h"
 #include "pointwise.h"
 
@@ -118,10 +119,12 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 
 #include "pointwise_bindings.inc"
 #include "math_bindings.inc"
+#include "fused_bindings.inc"
 
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   InitPointwise(env, exports);
   InitMath(env, exports);
+  InitFused(env, exports);
   exports.Set("sgemmBatched", Napi::Function::New(env, SgemmBatched, "sgemmBatched"));
   exports.Set("sgemmBatchedOwn", Napi::Function::New(env, SgemmBatchedOwn, "sgemmBatchedOwn"));
   exports.Set("sgemmBatchedBf16", Napi::Function::New(env, SgemmBatchedBf16, "sgemmBatchedBf16"));

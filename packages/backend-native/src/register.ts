@@ -5,6 +5,7 @@ import { installNativeHalfKernels } from './half-kernels.js';
 import { makeBatchMatMul, makeFusedMatMul } from './kernels/batch-matmul.js';
 import { makeConcat } from './kernels/concat.js';
 import { makeBinary, makeExp, makeSoftmax, makeTranspose } from './kernels/elementwise.js';
+import { makeFusedKernels } from './kernels/fused.js';
 import { makeGatherV2 } from './kernels/gather.js';
 import { makePow, makeReduce, makeUnary, UNARY_OPS } from './kernels/math.js';
 import { makeSlice, makeSplitV } from './kernels/slice.js';
@@ -46,7 +47,13 @@ let status: NativeBackendStatus | null = shared[STATUS_KEY] ?? null;
 
 /** The kernels overridden with native code (each falls back to the cpu kernel where it cannot run natively). */
 function nativeKernelConfigs(addon: KernelsAddon): tf.KernelConfig[] {
-  const matmulAndSlice = [makeBatchMatMul(addon), makeFusedMatMul(addon), makeSlice(), makeSplitV()];
+  const matmulAndSlice = [
+    makeBatchMatMul(addon),
+    makeFusedMatMul(addon),
+    makeSlice(),
+    makeSplitV(),
+    ...nativeFusedKernels(addon),
+  ];
   // ZEROFLOW_NATIVE_POINTWISE=0 keeps the cpu kernels for the ops below (A/B timings, debugging).
   if (process.env.ZEROFLOW_NATIVE_POINTWISE === '0') return matmulAndSlice;
   return [
@@ -75,6 +82,11 @@ function nativeMathKernels(addon: KernelsAddon): tf.KernelConfig[] {
     makeGatherV2(),
     makeConcat(),
   ];
+}
+
+/** Core's fused GELU, LayerNorm and cross-entropy; ZEROFLOW_NATIVE_FUSED=0 keeps their TS kernels (A/B timings). */
+function nativeFusedKernels(addon: KernelsAddon): tf.KernelConfig[] {
+  return process.env.ZEROFLOW_NATIVE_FUSED === '0' ? [] : makeFusedKernels(addon);
 }
 
 /**

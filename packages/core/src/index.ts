@@ -8,6 +8,8 @@ export {
   type FlatBuffer,
   HalfFlatParameters,
   type MasterShard,
+  type OwnerParameters,
+  ownerParameters,
   sharedUint16,
   wholeGroup,
 } from './engine/half-params.js';

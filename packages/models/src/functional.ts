@@ -2,23 +2,19 @@
  * Parameter-free math of the reference transformers, as plain tf ops: activations, causal attention, RoPE and
  * cross-entropy. Parameters never appear here (they go through core's leaf layers, the hook point).
  */
-import { tf } from '@zeroflow/core';
+import { geluNew, softmaxCrossEntropy, tf } from '@zeroflow/core';
 
 /** Activations by their Hugging Face names (`activation_function` / `hidden_act`). */
 export type ActivationName = 'gelu_new' | 'gelu_pytorch_tanh' | 'gelu' | 'relu' | 'silu' | 'swish';
-
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 /** Applies a named activation elementwise. `gelu_new` is GPT-2's tanh approximation, `gelu` the exact erf form. */
 export function activation(name: ActivationName, x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     switch (name) {
       case 'gelu_new':
-      case 'gelu_pytorch_tanh': {
-        // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), SQRT_2_OVER_PI);
-        return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
-      }
+      case 'gelu_pytorch_tanh':
+        // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) as one fused kernel each way (core's fused-ops)
+        return geluNew(x);
       case 'gelu':
         return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
       case 'relu':
@@ -163,50 +159,11 @@ export function applyRope(x: tf.Tensor, tables: RopeTables): tf.Tensor {
 }
 
 /**
- * Mean cross-entropy of logits [..., V] against int32 targets [...], as a numerically stable
- * logSumExp(logits) - logits[target] (no one-hot over the vocabulary). Targets < 0 (HF's -100) are ignored;
- * the mean is over the remaining positions. The gradient, (softmax - onehot) / count, is written directly:
- * tfjs's gradient of the gather that picks logits[target] goes through UnsortedSegmentSum, whose cpu kernel
- * costs O(positions^2 x vocab) and made one backward take minutes.
+ * Mean cross-entropy of logits [..., V] against int32 targets [...]: logSumExp(logits) - logits[target] per
+ * position, ignoring targets < 0 (HF's -100), the mean over the remaining positions; a target >= V throws.
+ * One fused kernel each way (core's `softmaxCrossEntropy`): the backward, (softmax - onehot) / count, is
+ * one pass over the logits, with no one-hot and no gather gradient.
  */
 export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
-  const v = logits.shape[logits.rank - 1];
-  if (targets.size * v !== logits.size) {
-    throw new RangeError(`crossEntropy: targets [${targets.shape}] do not match logits [${logits.shape}]`);
-  }
-  const ids = targets.dataSync();
-  let count = 0;
-  for (let i = 0; i < ids.length; i++) {
-    if (ids[i] >= v) throw new RangeError(`crossEntropy: target ${ids[i]} at position ${i} is >= vocab size ${v}`);
-    if (ids[i] >= 0) count++;
-  }
-  const denom = Math.max(count, 1);
-  const f = tf.customGrad(((x: tf.Tensor, save: (ts: tf.Tensor[]) => void) => {
-    const flat = tf.reshape(x, [-1, v]);
-    save([flat]);
-    const lse = tf.logSumExp(flat, 1).dataSync();
-    const values = flat.dataSync();
-    let total = 0;
-    for (let r = 0; r < ids.length; r++) if (ids[r] >= 0) total += lse[r] - values[r * v + ids[r]];
-    return {
-      value: tf.scalar(total / denom),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const probs = tf.softmax(saved[0]);
-        const g = Float32Array.from(probs.dataSync());
-        probs.dispose();
-        const scale = dy.dataSync()[0] / denom;
-        for (let r = 0; r < ids.length; r++) {
-          const row = r * v;
-          if (ids[r] < 0) {
-            g.fill(0, row, row + v);
-            continue;
-          }
-          g[row + ids[r]] -= 1;
-          for (let j = row; j < row + v; j++) g[j] *= scale;
-        }
-        return tf.tensor(g, x.shape);
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return (f as (x: tf.Tensor) => tf.Scalar)(logits);
+  return softmaxCrossEntropy(logits, targets);
 }

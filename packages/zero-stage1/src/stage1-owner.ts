@@ -13,12 +13,13 @@ import {
   type FlatOptimizer,
   type GradientOwner,
   type GroupPartition,
-  HalfFlatParameters,
+  type HalfFlatParameters,
   layoutFlatGroups,
   loadShardedStateDict,
   type MixedPrecisionLayout,
   mixedPrecisionLayout,
   type OwnerState,
+  ownerParameters,
   type Parameter,
   type PluginContext,
   type ProcessGroup,
@@ -80,16 +81,8 @@ export class Stage1Owner implements GradientOwner {
     this.partitions = this.groups.map((g) => partitionContiguous(g, dp, rank));
     const mp = mixedPrecisionLayout(ctx, PACKAGE_NAME);
     this.mp = mp;
-    if (mp) {
-      this.params = null;
-      const shards = this.partitions.map((p) => ({ size: p.shardSize, ranges: p.ranges }));
-      this.half = new HalfFlatParameters(mp.format, this.groups, shards, dp > 1);
-      mp.service.attachParameterStorage?.(this.half);
-    } else {
-      this.half = null;
-      this.params = this.groups.map((g) => sharedFloat32(g.paddedSize));
-      this.groups.forEach((g, i) => bindParametersToBuffer(g, this.params![i]));
-    }
+    const shards = this.partitions.map((p) => ({ size: p.shardSize, ranges: p.ranges }));
+    ({ params: this.params, half: this.half } = ownerParameters(mp, this.groups, shards, dp));
     this.grads = this.groups.map((g) => (mp?.gradFormat ? sharedUint16(g.paddedSize) : sharedFloat32(g.paddedSize)));
     this.groups.forEach((g, i) => {
       for (const e of g.entries) this.where.set(e.param, { group: i, offset: e.offset, size: e.size });

@@ -12,13 +12,14 @@ import {
   type GradientOwner,
   type GroupPartition,
   gatherShard,
-  HalfFlatParameters,
+  type HalfFlatParameters,
   isContiguous,
   layoutFlatGroups,
   loadShardedStateDict,
   type MixedPrecisionLayout,
   mixedPrecisionLayout,
   type OwnerState,
+  ownerParameters,
   type Parameter,
   type PluginContext,
   type ProcessGroup,
@@ -79,16 +80,8 @@ export class Stage2Owner implements GradientOwner {
     this.partitions = groups.map((g) => partitionByUnits(g, dp, rank, this.settings.reduceBucketSize));
     const mp = mixedPrecisionLayout(ctx, PACKAGE_NAME);
     this.mp = mp;
-    if (mp) {
-      this.params = null;
-      const shards = this.partitions.map((p) => ({ size: p.shardSize, ranges: p.ranges }));
-      this.half = new HalfFlatParameters(mp.format, groups, shards, dp > 1);
-      mp.service.attachParameterStorage?.(this.half);
-    } else {
-      this.half = null;
-      this.params = groups.map((g) => sharedFloat32(g.paddedSize));
-      groups.forEach((g, i) => bindParametersToBuffer(g, this.params![i]));
-    }
+    const shards = this.partitions.map((p) => ({ size: p.shardSize, ranges: p.ranges }));
+    ({ params: this.params, half: this.half } = ownerParameters(mp, groups, shards, dp));
     this.shardGrads = this.partitions.map((p) =>
       mp?.gradFormat ? new Uint16Array(p.shardSize) : new Float32Array(p.shardSize),
     );

@@ -16,8 +16,10 @@ import type { Parameter } from '../nn/parameter.js';
 import { type HalfFormat, narrow, widen } from '../numeric/half.js';
 import type { HalfParameterStorage } from '../plugin.js';
 import { tf } from '../tf.js';
+import { sharedFloat32 } from '../zero/collectives.js';
 import type { ShardRange } from '../zero/partition.js';
-import type { FlatGroup } from './flat-params.js';
+import { bindParametersToBuffer, type FlatGroup } from './flat-params.js';
+import type { MixedPrecisionLayout } from './mixed-precision.js';
 
 /** A gradient (or parameter) buffer: fp32, or 16-bit bit patterns of a {@link HalfFormat}. */
 export type FlatBuffer = Float32Array | Uint16Array;
@@ -270,4 +272,33 @@ export class HalfFlatParameters implements HalfParameterStorage {
       fn(m, a - w.offset);
     }
   }
+}
+
+/** Where an owner keeps the full parameters: exactly one of the two is set. */
+export interface OwnerParameters {
+  /** fp32 training: one flat buffer per group, which the model's tensors view. */
+  params: Float32Array[] | null;
+  /** Under amp: 16-bit flat copies with fp32 masters for this rank's shards, attached to the amp service. */
+  half: HalfFlatParameters | null;
+}
+
+/**
+ * The parameter storage of an optimizer-step owner (stages 0-2): under amp (`mp`), 16-bit flat copies with
+ * fp32 masters for `shards`, handed to the amp service for the forward pass; else fp32 flat buffers bound
+ * to the model's parameters.
+ */
+export function ownerParameters(
+  mp: MixedPrecisionLayout | null,
+  groups: FlatGroup[],
+  shards: MasterShard[],
+  dpSize: number,
+): OwnerParameters {
+  if (mp) {
+    const half = new HalfFlatParameters(mp.format, groups, shards, dpSize > 1);
+    mp.service.attachParameterStorage?.(half);
+    return { params: null, half };
+  }
+  const params = groups.map((g) => sharedFloat32(g.paddedSize));
+  groups.forEach((g, i) => bindParametersToBuffer(g, params[i]));
+  return { params, half: null };
 }

@@ -12,7 +12,8 @@ import {
   asFloat32,
   dtypeOpts,
   type FlatBuffer,
-  HalfFlatParameters,
+  type HalfFlatParameters,
+  ownerParameters,
   sharedUint16,
   wholeGroup,
 } from './half-params.js';
@@ -55,15 +56,7 @@ export class Stage0Owner implements GradientOwner {
     const dp = ctx.world.dataParallelSize;
     this.mp = mixedPrecisionLayout(ctx, '@zeroflow/core:stage0');
     const mp = this.mp;
-    if (mp) {
-      this.params = null;
-      this.half = new HalfFlatParameters(mp.format, this.groups, this.groups.map(wholeGroup), dp > 1);
-      mp.service.attachParameterStorage?.(this.half);
-    } else {
-      this.half = null;
-      this.params = this.groups.map((g) => sharedFloat32(g.paddedSize));
-      this.groups.forEach((g, i) => bindParametersToBuffer(g, this.params![i]));
-    }
+    ({ params: this.params, half: this.half } = ownerParameters(mp, this.groups, this.groups.map(wholeGroup), dp));
     this.grads = this.groups.map((g) => (mp?.gradFormat ? sharedUint16(g.paddedSize) : sharedFloat32(g.paddedSize)));
     this.groups.forEach((g, i) => {
       for (const e of g.entries) this.where.set(e.param, { group: i, offset: e.offset, size: e.size });

@@ -12,6 +12,13 @@ export {
   withSavedTape,
 } from './context.js';
 export {
+  FUSED_KERNELS,
+  geluNew,
+  layerNorm,
+  registerFusedOps,
+  softmaxCrossEntropy,
+} from './fused-ops.js';
+export {
   createParameter,
   drawInitValues,
   manualSeed,

@@ -1,5 +1,6 @@
 import { tf } from '../tf.js';
 import { executionContext, runLeaf } from './context.js';
+import { layerNorm } from './fused-ops.js';
 import { createParameter } from './init-scope.js';
 import { Module } from './module.js';
 import type { Parameter } from './parameter.js';
@@ -130,17 +131,8 @@ export class LayerNorm extends Module {
 
   forward(x: tf.Tensor): tf.Tensor {
     const params = this.bias ? [this.weight, this.bias] : [this.weight];
-    return runLeaf(this, params, [x], ([input], [g, b]) =>
-      tf.tidy(() => {
-        const axis = input.rank - 1;
-        const mean = tf.mean(input, axis, true);
-        const centered = tf.sub(input, mean);
-        const variance = tf.mean(tf.square(centered), axis, true);
-        const normed = tf.mul(centered, tf.rsqrt(tf.add(variance, this.eps)));
-        const scaled = tf.mul(normed, g);
-        return b ? tf.add(scaled, b) : scaled;
-      }),
-    );
+    // One fused kernel each way (fused-ops.ts): saves x and the per-row mean and rstd, not 8 intermediates.
+    return runLeaf(this, params, [x], ([input], [g, b]) => layerNorm(input, g, b ?? null, this.eps));
   }
 }
 
