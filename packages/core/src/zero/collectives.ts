@@ -201,8 +201,18 @@ export function unscaleAndClip(
   const inv = 1 / opts.divisor;
   let sq = 0;
   for (const g of grads) {
-    for (let i = 0; i < g.length; i++) g[i] *= inv;
-    sq += sumOfSquares(g);
+    if (inv === 1) {
+      sq += sumOfSquares(g);
+      continue;
+    }
+    // one pass: scale, then square the stored (float32-rounded) value, as sumOfSquares would read it back
+    let s = 0;
+    for (let i = 0; i < g.length; i++) {
+      const v = Math.fround(g[i] * inv);
+      g[i] = v;
+      s += v * v;
+    }
+    sq += s;
   }
   const gradNorm = globalNorm(comm, sq);
   if (opts.skip?.(gradNorm) || !Number.isFinite(gradNorm)) return { gradNorm, skipped: true };
