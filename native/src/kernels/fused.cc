@@ -71,18 +71,6 @@ const Impl& impl() {
 }
 
 constexpr int64_t kChunk = 16384;  // elements per task: exp makes GELU ~10x a copy, so smaller than math.cc's
-
-template <typename Body>
-void for_chunks(int64_t n, int64_t chunk, const Body& body) {
-  if (n <= 0) return;
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  if (chunks == 1) {
-    body(int64_t{0}, n);
-    return;
-  }
-  global_pool().run(chunks, [&](int64_t c) { body(c * chunk, std::min(n, (c + 1) * chunk)); });
-}
-
 }  // namespace
 
 void gelu_new_f32(const float* x, float* out, int64_t n) {

@@ -185,18 +185,6 @@ const Impl& impl() {
 }
 
 constexpr int64_t kChunk = 32768;  // a multiple of 16, so chunks never share an output cache line
-
-template <typename Body>
-void for_chunks(int64_t n, int64_t chunk, const Body& body) {
-  if (n <= 0) return;
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  if (chunks == 1) {
-    body(int64_t{0}, n);
-    return;
-  }
-  global_pool().run(chunks, [&](int64_t c) { body(c * chunk, std::min(n, (c + 1) * chunk)); });
-}
-
 }  // namespace
 
 void unary_f32(UnaryOp op, double param, const float* x, float* out, int64_t n) {

@@ -75,19 +75,6 @@ const Impl& impl() {
 // Elements per chunk: big enough that a pool task outweighs its wake-up, a multiple of 16 floats (64 bytes)
 // so chunks never share a cache line of output.
 constexpr int64_t kChunk = 32768;
-
-// Runs body(begin, end) over [0, n) in chunks of `chunk` (on the pool when there is more than one).
-template <typename Body>
-void for_chunks(int64_t n, int64_t chunk, const Body& body) {
-  if (n <= 0) return;
-  const int64_t chunks = (n + chunk - 1) / chunk;
-  if (chunks == 1) {
-    body(int64_t{0}, n);
-    return;
-  }
-  global_pool().run(chunks, [&](int64_t c) { body(c * chunk, std::min(n, (c + 1) * chunk)); });
-}
-
 }  // namespace
 
 void binary_f32(BinaryOp op, const float* a, const float* b, float* out, int64_t n, int64_t b_mid, int64_t b_inner,

@@ -52,4 +52,17 @@ ThreadPool& global_pool();
 // Replaces the process-wide pool with one of `threads` threads (tests and tuning); 0 means the default.
 void set_global_pool_threads(int threads);
 
+// Runs body(begin, end) over [0, n) in chunks of `chunk` elements: on the global pool when there is more than
+// one chunk, inline otherwise. Chunk bounds depend on n and chunk only, never on the thread count.
+template <typename Body>
+void for_chunks(int64_t n, int64_t chunk, const Body& body) {
+  if (n <= 0) return;
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  if (chunks == 1) {
+    body(int64_t{0}, n);
+    return;
+  }
+  global_pool().run(chunks, [&](int64_t c) { body(c * chunk, n < (c + 1) * chunk ? n : (c + 1) * chunk); });
+}
+
 }  // namespace zf
