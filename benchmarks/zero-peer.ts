@@ -49,10 +49,14 @@ export function readPeerRecords(presets: string[], ranks: number[], path = PEER_
 }
 
 /**
- * Runs the peer (ddp and zero1 for each preset and rank count, `steps` optimizer steps) in this benchmark;
+ * Runs the peer (ddp and zero1 for each preset and rank count of `ranksFor`, `stepsFor` optimizer steps) in this benchmark;
  * null when /usr/bin/python3 cannot import torch (the reason is printed).
  */
-export function runPeerRecords(presets: string[], ranks: number[], steps: number): PeerRecord[] | null {
+export function runPeerRecords(
+  presets: string[],
+  ranksFor: (preset: string) => number[],
+  stepsFor: (preset: string) => number,
+): PeerRecord[] | null {
   const python = '/usr/bin/python3';
   const torch = detectTorch(python);
   const script = join(DEFAULT_PEER_DIR, 'gpt_peer.py');
@@ -65,7 +69,8 @@ export function runPeerRecords(presets: string[], ranks: number[], steps: number
   const out: PeerRecord[] = [];
   for (const preset of presets)
     for (const mode of ['ddp', 'zero1'] as const)
-      for (const worldSize of ranks) {
+      for (const worldSize of ranksFor(preset)) {
+        const steps = stepsFor(preset);
         console.error(`zero: PyTorch peer ${preset} ${mode}, ${worldSize} rank(s), ${steps} steps`);
         const r = spawnSync(python, peerArgs(script, { mode, worldSize, preset, steps }), {
           encoding: 'utf8',

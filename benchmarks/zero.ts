@@ -9,8 +9,10 @@
  * ../shared/peers/results.jsonl present, also a table of the PyTorch peer's recorded ddp/zero1 numbers.
  *
  * Usage: node --import tsx zero.ts [--quick] [--small] [--stages 0,1,2,3] [--ranks 1,2,4] [--steps 6]
- *                                  [--warmup 2] [--backend shm|tcp] [--dry-run]
+ *                                  [--warmup 2] [--small-ranks 1,2] [--backend shm|tcp] [--dry-run]
  *   --quick: stages 0-2, 1 and 2 ranks, 2 measured steps after 1 warm-up step.
+ *   --small: also the 91 M `small` preset, at --small-ranks (default 1,2: each rank holds up to 16 Psi = 1.4 GiB
+ *   and a step takes seconds on 2 cores) with at most 3 measured steps after 1 warm-up step.
  *   --dry-run: print the tables, write neither RESULTS.md nor results/*.json (to check the script).
  */
 import { cpus } from 'node:os';
@@ -40,8 +42,12 @@ const dryRun = process.argv.includes('--dry-run');
 const presets = process.argv.includes('--small') ? ['tiny', 'small'] : ['tiny'];
 const askedStages = ints(flag('--stages') ?? (quick ? '0,1,2' : '0,1,2,3'));
 const rankCounts = ints(flag('--ranks') ?? (quick ? '1,2' : '1,2,4')).filter((n) => n >= 1);
+const smallRankCounts = ints(flag('--small-ranks') ?? '1,2').filter((n) => n >= 1);
+const ranksFor = (preset: string) => (preset === 'small' ? smallRankCounts : rankCounts);
 const steps = Number(flag('--steps') ?? (quick ? 2 : 6));
 const warmup = Number(flag('--warmup') ?? (quick ? 1 : 2));
+const stepsFor = (preset: string) =>
+  preset === 'small' ? { steps: Math.min(steps, 3), warmup: 1 } : { steps, warmup };
 const backend = flag('--backend'); // unset: core picks shm when it can run here, else tcp
 const command = `node --import tsx zero.ts ${process.argv.slice(2).join(' ')}`.trim();
 const MB = 2 ** 20;
@@ -103,13 +109,14 @@ let comm = '';
 for (const preset of presets) {
   let baseline = 0;
   for (const stage of stages) {
-    for (const n of rankCounts) {
-      console.error(`zero: ${preset}, stage ${stage}, ${n} rank(s), ${warmup}+${steps} steps`);
+    for (const n of ranksFor(preset)) {
+      const run = stepsFor(preset);
+      console.error(`zero: ${preset}, stage ${stage}, ${n} rank(s), ${run.warmup}+${run.steps} steps`);
       const rs = await runJob(n, {
         ZF_ZERO_STAGE: String(stage),
         ZF_ZERO_PRESET: preset,
-        ZF_ZERO_WARMUP: String(warmup),
-        ZF_ZERO_STEPS: String(steps),
+        ZF_ZERO_WARMUP: String(run.warmup),
+        ZF_ZERO_STEPS: String(run.steps),
       });
       if (n > 1 && !comm) comm = rs[0].plugins.find((p) => p.startsWith('@zeroflow/comm-')) ?? '';
       const params = rs[0].params;
@@ -143,8 +150,8 @@ for (const preset of presets) {
 const peer = peerTable(
   measured,
   presets,
-  rankCounts,
-  dryRun ? null : runPeerRecords(presets, rankCounts, steps + warmup + 1),
+  [...new Set([...rankCounts, ...(presets.includes('small') ? smallRankCounts : [])])],
+  dryRun ? null : runPeerRecords(presets, ranksFor, (p) => stepsFor(p).steps + stepsFor(p).warmup + 1),
 );
 const body = `## ZeRO stages: memory per rank and throughput (GPT, fp32, AdamW)
 
@@ -161,7 +168,7 @@ stage 2 4 Psi + 12 Psi/N, stage 3 16 Psi/N. Gradients as the owner reports them 
 buckets (stage 2 and 3), so a ratio above 1 there is the bucket pool. Other owner buffers (communication
 staging, gathered stage-3 parameters, ...) are listed but not counted. Peak RSS is \`resourceUsage().maxRSS\`
 of the rank over its whole run; RSS after GC is \`memoryUsage().rss\` after \`global.gc()\` at the end.
-Tokens/s: micro-batch 8 per rank, ${steps} measured step(s) after ${warmup} warm-up step(s), a step taking as
+Tokens/s: micro-batch 8 per rank, ${steps} measured step(s) after ${warmup} warm-up step(s) (\`small\`: ${stepsFor('small').steps} after 1), a step taking as
 long as its slowest rank; each rank has max(1, cores / ranks) native threads. All ranks share this
 machine's cores, so more ranks than cores cannot scale: the ratios show what each stage's communication and
 the contention cost, not a cluster's speed-up.${notes.length ? `\n\n${notes.join('\n')}` : ''}${peer ? `\n\n${peer}` : ''}`;
