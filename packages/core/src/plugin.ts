@@ -15,7 +15,6 @@ import type { ParameterAccess, ParameterFactory } from './nn/index.js';
 import type { Module } from './nn/module.js';
 import type { Parameter } from './nn/parameter.js';
 import type { FlatOptimizer, LRScheduler } from './optim/types.js';
-import type { tf } from './tf.js';
 
 /**
  * Well-known capabilities. Plugins may declare others (any string); these are the ones core checks.

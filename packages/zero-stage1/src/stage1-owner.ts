@@ -2,7 +2,6 @@ import {
   addInto,
   allGatherContiguous,
   asFloat32,
-  bindParametersToBuffer,
   checkZeroStageConfig,
   chunkPerRank,
   contiguousShardView,

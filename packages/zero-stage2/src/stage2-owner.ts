@@ -2,7 +2,6 @@ import {
   allGatherUnits,
   asFloat32,
   BucketReducer,
-  bindParametersToBuffer,
   checkZeroStageConfig,
   contiguousShardView,
   dataParallelGroup,

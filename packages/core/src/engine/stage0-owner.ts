@@ -5,7 +5,7 @@ import type { FlatOptimizer } from '../optim/types.js';
 import type { GradientOwner, OwnerState, PluginContext, StepOutcome, ZeroFlowPlugin } from '../plugin.js';
 import { CORE_VERSION } from '../version.js';
 import { unscaleAndClip } from '../zero/collectives.js';
-import { bindParametersToBuffer, type FlatGroup, layoutFlatGroups, segmentsOf } from './flat-params.js';
+import { type FlatGroup, layoutFlatGroups, segmentsOf } from './flat-params.js';
 import { allReduceRange, GradientBuckets } from './grad-buckets.js';
 import {
   addInto,

@@ -4,9 +4,7 @@
  */
 import type { ResolvedConfig } from '../config/index.js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
-import { buildParamGroups } from '../optim/param-groups.js';
 import type { FlatOptimizer } from '../optim/types.js';
-import type { NamedParameter } from '../plugin.js';
 
 /** The `zero_optimization` values a stage 1/2 owner uses. */
 export interface ZeroStageSettings {
