@@ -4,7 +4,13 @@
  * Any world size and accumulation that divide the batch train on the same data, so runs compare exactly.
  * Imported by the rank processes themselves (no vitest here): `@zeroflow/test-utils/tiny-job`.
  */
-import { type DistributedContext, initDistributed, LoggedProcessGroup, type ZeroFlowPlugin } from '@zeroflow/core';
+import {
+  type DistributedContext,
+  type Engine,
+  initDistributed,
+  LoggedProcessGroup,
+  type ZeroFlowPlugin,
+} from '@zeroflow/core';
 
 /** Sequences per optimizer step, over all ranks and micro-steps. */
 export const TINY_GLOBAL_BATCH = 8;
@@ -53,6 +59,15 @@ export function tinyMicroBatch(
     targets.set(seq.subarray(1), b * T);
   }
   return { inputIds, targets, shape: [micro, T] };
+}
+
+/**
+ * Every parameter's full fp32 value by name, in model order: the owner's where it keeps them apart (ZeRO-3
+ * shards gathered, amp's fp32 masters; a collective, so every rank calls it), else the tensor's.
+ */
+export async function fullWeights(engine: Engine): Promise<Record<string, number[]>> {
+  const full = (await engine.gradientOwner.fullParameters?.()) ?? {};
+  return Object.fromEntries(engine.parameters.map((p) => [p.name, Array.from(full[p.name] ?? p.param.values())]));
 }
 
 /**

@@ -2,6 +2,7 @@ import { tf } from '@zeroflow/core';
 import type { KernelsAddon } from '@zeroflow/native';
 import { type NativeCpuBackend, outputBuffer, outputLike } from '../backend.js';
 import { cpuKernel, float32Values } from './batch-matmul.js';
+import { makeFloat32Map } from './math.js';
 
 type KernelArgs = { inputs: Record<string, tf.TensorInfo>; backend: NativeCpuBackend; attrs?: tf.NamedAttrMap };
 
@@ -82,18 +83,7 @@ export function makeBinary(addon: KernelsAddon, kernelName: keyof typeof BINARY_
 
 /** Native Exp for float32 inputs (other dtypes: the cpu kernel). */
 export function makeExp(addon: KernelsAddon): tf.KernelConfig {
-  return {
-    kernelName: tf.Exp,
-    backendName: 'zeroflow-cpu',
-    kernelFunc: ((args: KernelArgs) => {
-      const { x } = args.inputs;
-      const values = float32Values(args.backend, x);
-      if (!values) return cpuKernel(tf.Exp, args);
-      const out = outputBuffer(args.backend, values.length);
-      addon.exp(values, out);
-      return args.backend.makeTensorInfo(x.shape, 'float32', out);
-    }) as unknown as tf.KernelFunc,
-  };
+  return makeFloat32Map(tf.Exp, (x, out) => addon.exp(x, out));
 }
 
 /** Native Softmax over the last axis (the only axis tfjs supports) for float32 logits. */

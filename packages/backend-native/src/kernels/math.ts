@@ -20,9 +20,8 @@ export const UNARY_OPS = {
 } as const;
 const POW = 5;
 
-/** A native float32 unary kernel (other dtypes: the cpu kernel). */
-export function makeUnary(addon: KernelsAddon, kernelName: keyof typeof UNARY_OPS): tf.KernelConfig {
-  const op = UNARY_OPS[kernelName];
+/** A float32 element-wise kernel `kernelName` computed by `map(x, out)` (other dtypes: the cpu kernel). */
+export function makeFloat32Map(kernelName: string, map: (x: Float32Array, out: Float32Array) => void): tf.KernelConfig {
   return {
     kernelName,
     backendName: 'zeroflow-cpu',
@@ -31,10 +30,16 @@ export function makeUnary(addon: KernelsAddon, kernelName: keyof typeof UNARY_OP
       const values = float32Values(args.backend, x);
       if (!values) return cpuKernel(kernelName, args);
       const out = outputBuffer(args.backend, values.length);
-      addon.unary(op, 0, values, out);
+      map(values, out);
       return args.backend.makeTensorInfo(x.shape, 'float32', out);
     }) as unknown as tf.KernelFunc,
   };
+}
+
+/** A native float32 unary kernel (other dtypes: the cpu kernel). */
+export function makeUnary(addon: KernelsAddon, kernelName: keyof typeof UNARY_OPS): tf.KernelConfig {
+  const op = UNARY_OPS[kernelName];
+  return makeFloat32Map(kernelName, (x, out) => addon.unary(op, 0, x, out));
 }
 
 /** The value of a one-element float32 or int32 tensor, or null. */
