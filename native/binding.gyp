@@ -65,6 +65,7 @@
         "src/kernels/pointwise.cc",
         "src/kernels/math.cc",
         "src/kernels/fused.cc",
+        "src/kernels/attention.cc",
         "src/kernels/gemm_amx.cc",
         "src/kernels/transpose.cc",
         "src/kernels/thread_pool.cc"

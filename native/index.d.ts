@@ -156,6 +156,18 @@ export interface KernelsAddon {
     firstStep: boolean,
   ): void;
   /**
+   * Gradient accumulation: dst[i] += src[i] for i < dst.length; with `fresh` (dst holds zeros, not read)
+   * dst[i] = src[i] + 0, bit-identical to adding into zeros (-0 becomes +0).
+   */
+  addInto(dst: Float32Array, src: Float32Array, fresh: boolean): void;
+  /**
+   * Sum of squares (in double) of x, scaled in place first (x[i] = fround(x[i] * scale)) unless scale is 1,
+   * in the fixed block/lane order of core's TS loop (packages/core/src/optim/flat-loops.ts), bit-identical.
+   */
+  scaleSumSquares(x: Float32Array, scale: number): number;
+  /** x[i] = fround(x[i] * scale) in place (gradient clipping), as JS's `x[i] *= scale`. */
+  scale(x: Float32Array, scale: number): void;
+  /**
    * out[i] = f(x[i]) for i < out.length, computed as tfjs's cpu kernel does (in double where it uses Math.*).
    * op: 0 neg, 1 square, 2 sqrt, 3 rsqrt, 4 tanh, 5 pow(x, param), 6 abs, 7 reciprocal, 8 log, 9 sigmoid, 10 relu.
    */
@@ -209,6 +221,32 @@ export interface KernelsAddon {
     dy: number,
     dx: Float32Array,
     cols: number,
+  ): void;
+  /**
+   * Causal self-attention from the packed projection qkv [batch, seq, 3 * heads * headDim] (q, k, v side by side,
+   * head h at columns h * headDim of each): y [batch, seq, heads * headDim] and each row's logsumexp lse
+   * [batch, heads, seq], scores scaled by 1 / sqrt(headDim). No [seq, seq] score tensor is materialised.
+   */
+  causalAttention(
+    qkv: Float32Array,
+    y: Float32Array,
+    lse: Float32Array,
+    batch: number,
+    seq: number,
+    heads: number,
+    headDim: number,
+  ): void;
+  /** Its gradient dqkv (same layout as qkv) from qkv, the forward's y and lse, and dy (probabilities recomputed). */
+  causalAttentionGrad(
+    qkv: Float32Array,
+    y: Float32Array,
+    lse: Float32Array,
+    dy: Float32Array,
+    dqkv: Float32Array,
+    batch: number,
+    seq: number,
+    heads: number,
+    headDim: number,
   ): void;
   /** Narrows src.length fp32 values to fp16 (or bf16) bits, bit-identical to core's numeric/half.ts `narrow`. */
   narrow16(src: Float32Array, dst: Uint16Array, bf16: boolean): void;

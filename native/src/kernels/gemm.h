@@ -25,6 +25,11 @@ void sgemm_batched(const GemmArgs& args);
 // Our own kernel only (never BLAS): tests compare both engines.
 void sgemm_batched_own(const GemmArgs& args);
 
+// One C[m, n] (+)= op(A) op(B) with leading dimensions, on the calling thread only (our own kernel, never BLAS,
+// never the pool): for kernels that already run one task per pool thread (attention.cc).
+void sgemm_on_thread(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool trans_a, const float* b,
+                     int64_t ldb, bool trans_b, float* c, int64_t ldc, bool accumulate);
+
 // Opt-in bf16 compute (gemm_amx.cc): inputs rounded to bf16, products accumulated in fp32 on Intel AMX.
 // Returns false (and does nothing) when AMX is unavailable (CPU, OS or kernel permission).
 bool sgemm_batched_bf16(const GemmArgs& args);

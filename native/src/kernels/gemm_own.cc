@@ -218,6 +218,11 @@ void gemm_block(const MicroKernel& uk, int64_t m, int64_t n, int64_t k, const fl
 
 const char* gemm_isa() { return kernel().isa; }
 
+void sgemm_on_thread(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool trans_a, const float* b,
+                     int64_t ldb, bool trans_b, float* c, int64_t ldc, bool accumulate) {
+  gemm_block(kernel(), m, n, k, a, lda, trans_a, b, ldb, trans_b, c, ldc, accumulate);
+}
+
 void sgemm_batched_own(const GemmArgs& g) {
   const MicroKernel& uk = kernel();
   const int64_t m = g.m, n = g.n, k = g.k;

@@ -13,6 +13,7 @@
 
 #include <string>
 
+#include "attention.h"
 #include "gemm.h"
 #include "fused.h"
 #include "math.h"

@@ -3,9 +3,10 @@
  * and against the unfused tfjs compositions, values and gradients: odd sizes, rows of 1, threaded sizes,
  * large logits, ignored targets; results independent of the thread count.
  */
-import { geluNew, layerNorm, softmaxCrossEntropy, tf } from '@zeroflow/core';
+import { causalSelfAttention, geluNew, layerNorm, softmaxCrossEntropy, tf } from '@zeroflow/core';
 import { describe, expect, it } from 'vitest';
 import {
+  attentionUnfused,
   compareWithGrads,
   crossEntropyUnfused,
   geluNewUnfused,
@@ -51,6 +52,23 @@ describe.skipIf(!nativeBackendStatus()?.active)('native fused kernels', () => {
       expect(names).toContain(k);
     expect(names).toContain('ZeroflowSoftmaxCrossEntropy');
     expect(names).toContain('ZeroflowSoftmaxCrossEntropyGrad');
+    expect(names).toContain('ZeroflowCausalAttention');
+    expect(names).toContain('ZeroflowCausalAttentionGrad');
+  });
+
+  it('causal attention matches the cpu kernel and the unfused composition, values and gradient', () => {
+    // [batch, seq, heads, headDim]: a single token, odd head sizes, GPT's head size, 3 query blocks (the last partial)
+    for (const [b, t, h, d] of [
+      [1, 1, 1, 1],
+      [2, 5, 3, 7],
+      [2, 33, 2, 64],
+      [1, 150, 3, 16],
+    ]) {
+      const qkv = tf.mul(randomTensor([b, t, 3 * h * d]), 2);
+      const op = (x: tf.Tensor) => causalSelfAttention(x as tf.Tensor3D, h);
+      expect(compareBackends(withGrads(op, [qkv]))).toBeLessThan(TOL);
+      expect(onNative(() => compareWithGrads(op, (x) => attentionUnfused(x, h), [qkv]))).toBeLessThan(TOL);
+    }
   });
 
   it('GELU matches the cpu kernel and the unfused composition, values and gradient', () => {
@@ -100,11 +118,13 @@ describe.skipIf(!nativeBackendStatus()?.active)('native fused kernels', () => {
     const x = randomTensor([1030, 257]); // many row blocks and element chunks: threaded
     const g = randomTensor([257]);
     const t = ids(1030, 257);
+    const qkv = randomTensor([3, 70, 3 * 3 * 8]); // 9 (batch, head) tasks of 2 query blocks
     const run = () =>
       valuesOn(NATIVE, () => [
         ...withGrads(geluNew, [x])(),
         ...withGrads((a, gg) => layerNorm(a, gg, gg, 1e-5), [x, g])(),
         ...withGrads((a) => softmaxCrossEntropy(a, t), [x])(),
+        ...withGrads((a) => causalSelfAttention(a as tf.Tensor3D, 3), [qkv])(),
       ]);
     try {
       setNativeThreads(1);

@@ -36,6 +36,22 @@ export function crossEntropyUnfused(logits: tf.Tensor, targets: tf.Tensor): tf.S
   });
 }
 
+/** Causal self-attention of a packed qkv [B, T, 3C] as the unfused ops GPT ran before the fused kernel. */
+export function attentionUnfused(qkv: tf.Tensor, heads: number): tf.Tensor {
+  return tf.tidy(() => {
+    const [b, t, c3] = qkv.shape;
+    const c = c3 / 3;
+    const d = c / heads;
+    const [q, k, v] = tf
+      .split(qkv, 3, 2)
+      .map((part) => tf.reshape(tf.transpose(tf.reshape(part, [b, t, heads, d]), [0, 2, 1, 3]), [b * heads, t, d]));
+    const mask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([t, t]), -1, 0)), -1e9);
+    const probs = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d)), mask));
+    const y = tf.reshape(tf.matMul(probs, v), [b, heads, t, d]);
+    return tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [b, t, c]);
+  });
+}
+
 let seed = 11;
 /** Deterministic uniform values in [-scale, scale). */
 export function uniform(shape: number[], scale = 1): tf.Tensor {

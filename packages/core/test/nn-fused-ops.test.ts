@@ -3,8 +3,17 @@
  * on the backend the suite runs on (cpu here; packages/backend-native reruns the comparison on zeroflow-cpu).
  */
 import { describe, expect, it } from 'vitest';
-import { FUSED_KERNELS, geluNew, LayerNorm, layerNorm, softmaxCrossEntropy, tf } from '../src/index.js';
 import {
+  causalSelfAttention,
+  FUSED_KERNELS,
+  geluNew,
+  LayerNorm,
+  layerNorm,
+  softmaxCrossEntropy,
+  tf,
+} from '../src/index.js';
+import {
+  attentionUnfused,
   compareWithGrads,
   crossEntropyUnfused,
   geluNewUnfused,
@@ -131,6 +140,40 @@ describe('fused softmax cross-entropy', () => {
     const [g3] = tf.grads((x: tf.Tensor) => tf.mul(softmaxCrossEntropy(x, t), 3))([logits]);
     expect(tf.tidy(() => relErr(g3, tf.mul(g1, 3)))).toBeLessThan(1e-6);
     tf.dispose([g1, g3]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('fused causal self-attention', () => {
+  it('matches the unfused composition (split, transposes, masked softmax, matmuls) in value and gradient', () => {
+    // [batch, seq, heads, headDim]: one token, one head, odd sizes, and a sequence over two 64-query blocks
+    for (const [b, t, h, d] of [
+      [1, 1, 1, 1],
+      [2, 5, 3, 4],
+      [1, 17, 2, 7],
+      [1, 70, 2, 8],
+    ]) {
+      const qkv = uniform([b, t, 3 * h * d], 2);
+      const fused = (x: tf.Tensor) => causalSelfAttention(x as tf.Tensor3D, h);
+      expect(compareWithGrads(fused, (x) => attentionUnfused(x, h), [qkv])).toBeLessThan(TOL);
+    }
+  });
+
+  it('masks the future: changing a later token leaves earlier outputs bit-identical', () => {
+    const qkv = uniform([1, 6, 3 * 8], 2);
+    const changed = tf.concat([tf.slice(qkv, [0, 0, 0], [1, 5, 24]), tf.fill([1, 1, 24], 7)], 1);
+    const [a, b] = [qkv, changed].map((x) => causalSelfAttention(x as tf.Tensor3D, 2).slice([0, 0, 0], [1, 5, 8]));
+    expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
+  });
+
+  it('rejects shapes that are not [batch, seq, 3 * heads * headDim] and leaks no tensor', () => {
+    expect(() => causalSelfAttention(uniform([1, 4, 10]) as tf.Tensor3D, 2)).toThrow(/3 \* heads \* headDim/);
+    expect(() => causalSelfAttention(uniform([1, 4, 12]) as tf.Tensor3D, 3)).toThrow(/3 heads/);
+    const qkv = uniform([2, 9, 12]);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) {
+      tf.grads((x: tf.Tensor) => tf.sum(causalSelfAttention(x as tf.Tensor3D, 2)))([qkv]).forEach((g) => g.dispose());
+    }
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -2,7 +2,18 @@
  * GPT-2 (Hugging Face `GPT2LMHeadModel` conventions): pre-LayerNorm blocks, learned positions, gelu_new, tied
  * head (`wte.project`, no `lm_head` parameter), Conv1D weights in [in, out] layout, HF parameter names.
  */
-import { ConfigError, type ConfigIssue, Dropout, Embedding, LayerNorm, Linear, Module, tf } from '@zeroflow/core';
+import {
+  ConfigError,
+  type ConfigIssue,
+  causalSelfAttention,
+  Dropout,
+  Embedding,
+  hasFusedAttention,
+  LayerNorm,
+  Linear,
+  Module,
+  tf,
+} from '@zeroflow/core';
 import { CausalLM } from './causal-lm.js';
 import { type ActivationName, activation, causalAttention } from './functional.js';
 import { type HFConfigJSON, hfKey, hfNumber, hfOptionalNumber, throwIssues } from './hf-config.js';
@@ -141,11 +152,17 @@ export class GPTAttention extends Module {
     return tf.tidy(() => {
       const [b, t, c] = x.shape;
       const h = this.config.nHead;
-      const heads = tf
-        .split(this.cAttn.forward(x), 3, 2)
-        .map((part) => tf.transpose(tf.reshape(part, [b, t, h, c / h]), [0, 2, 1, 3]));
-      const y = causalAttention(heads[0], heads[1], heads[2], (p) => this.attnDropout.forward(p));
-      return this.residDropout.forward(this.cProj.forward(tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [b, t, c])));
+      const qkv = this.cAttn.forward(x) as tf.Tensor3D;
+      let y: tf.Tensor;
+      if ((this.attnDropout.p === 0 || !this.attnDropout.training) && hasFusedAttention()) {
+        // one kernel each way straight from the packed projection, heads merged: no split, transposes or scores
+        y = causalSelfAttention(qkv, h);
+      } else {
+        const heads = tf.split(qkv, 3, 2).map((part) => tf.transpose(tf.reshape(part, [b, t, h, c / h]), [0, 2, 1, 3]));
+        const merged = causalAttention(heads[0], heads[1], heads[2], (p) => this.attnDropout.forward(p));
+        y = tf.reshape(tf.transpose(merged, [0, 2, 1, 3]), [b, t, c]);
+      }
+      return this.residDropout.forward(this.cProj.forward(y));
     });
   }
 }

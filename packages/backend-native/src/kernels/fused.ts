@@ -1,4 +1,4 @@
-import { FUSED_KERNELS, type tf } from '@zeroflow/core';
+import { attentionShape, FUSED_KERNELS, type tf } from '@zeroflow/core';
 import type { KernelsAddon } from '@zeroflow/native';
 import { type NativeCpuBackend, outputBuffer } from '../backend.js';
 import { cpuKernel, float32Values } from './batch-matmul.js';
@@ -37,8 +37,9 @@ function optionalFloat32(backend: NativeCpuBackend, t: tf.TensorInfo | undefined
 }
 
 /**
- * Native kernels of core's fused ops (packages/core/src/nn/fused-ops.ts): GPT-2's tanh GELU, LayerNorm and
- * softmax cross-entropy, forward and backward, each one threaded SIMD pass (native/src/kernels/fused.cc). Other dtypes and empty
+ * Native kernels of core's fused ops (packages/core/src/nn/fused-ops.ts, fused-attention.ts): GPT-2's tanh GELU,
+ * LayerNorm, softmax cross-entropy and causal self-attention, forward and backward, each one threaded SIMD
+ * pass (native/src/kernels/fused.cc, attention.cc). Other dtypes and empty
  * tensors take core's `cpu` kernel.
  */
 export function makeFusedKernels(addon: KernelsAddon): tf.KernelConfig[] {
@@ -120,6 +121,28 @@ export function makeFusedKernels(addon: KernelsAddon): tf.KernelConfig[] {
       const dx = outputBuffer(backend, vs[1].length);
       addon.softmaxCrossEntropyGrad(vs[1], ids, vs[2], vs[0][0], dx, logits.shape[logits.shape.length - 1]);
       return backend.makeTensorInfo(logits.shape, 'float32', dx);
+    }),
+    fused(FUSED_KERNELS.causalAttention, ({ inputs, backend, attrs }) => {
+      const qkv = inputs.qkv as tf.TensorInfo;
+      const [batch, seq, heads, dim] = attentionShape(qkv.shape, attrs?.heads as number);
+      const [qv] = allFloat32(backend, qkv) ?? [];
+      if (!qv) return null;
+      const y = outputBuffer(backend, batch * seq * heads * dim);
+      const lse = outputBuffer(backend, batch * heads * seq);
+      addon.causalAttention(qv, y, lse, batch, seq, heads, dim);
+      return [
+        backend.makeTensorInfo([batch, seq, heads * dim], 'float32', y),
+        backend.makeTensorInfo([batch, heads, seq], 'float32', lse),
+      ];
+    }),
+    fused(FUSED_KERNELS.causalAttentionGrad, ({ inputs, backend, attrs }) => {
+      const { qkv, y, lse, dy } = inputs as Record<string, tf.TensorInfo>;
+      const [batch, seq, heads, dim] = attentionShape(qkv.shape, attrs?.heads as number);
+      const vs = allFloat32(backend, qkv, y, lse, dy);
+      if (!vs) return null;
+      const dqkv = outputBuffer(backend, vs[0].length);
+      addon.causalAttentionGrad(vs[0], vs[1], vs[2], vs[3], dqkv, batch, seq, heads, dim);
+      return backend.makeTensorInfo(qkv.shape, 'float32', dqkv);
     }),
   ];
 }

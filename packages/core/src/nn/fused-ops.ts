@@ -25,6 +25,8 @@ export const FUSED_KERNELS = {
   layerNormGrad: 'ZeroflowLayerNormGrad',
   softmaxCrossEntropy: 'ZeroflowSoftmaxCrossEntropy',
   softmaxCrossEntropyGrad: 'ZeroflowSoftmaxCrossEntropyGrad',
+  causalAttention: 'ZeroflowCausalAttention',
+  causalAttentionGrad: 'ZeroflowCausalAttentionGrad',
 } as const;
 
 /** The arguments tfjs passes to a kernel function. */

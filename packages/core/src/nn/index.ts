@@ -11,6 +11,7 @@ export {
   withExecutionContext,
   withSavedTape,
 } from './context.js';
+export { attentionShape, causalSelfAttention, hasFusedAttention, registerFusedAttention } from './fused-attention.js';
 export {
   FUSED_KERNELS,
   geluNew,
