@@ -1,4 +1,5 @@
 import { tf } from '../tf.js';
+import { releaseTapeAsBackwardRuns } from './early-release.js';
 import type { Module } from './module.js';
 import type { Parameter } from './parameter.js';
 import { Generator } from './rng.js';
@@ -72,16 +73,20 @@ export function withExecutionContext<T>(patch: Partial<ExecutionContext>, fn: ()
   }
 }
 
+/**
+ * The weight as an identity of the anchor only: tfjs then never computes nor keeps a gradient for the weight
+ * tensor itself (it is not an input of the node), and the gradient handed to `onGrad` can be freed right
+ * after (releaseTapeAsBackwardRuns) instead of living until backward ends.
+ */
 function hookWeight(w: tf.Tensor, capture: GradientCapture, p: Parameter): tf.Tensor {
-  const f = tf.customGrad(((weight: tf.Tensor, anchor: tf.Tensor) => ({
-    value: weight.clone(),
+  const f = tf.customGrad(((anchor: tf.Tensor) => ({
+    value: w.clone(),
     gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
-      const g = Array.isArray(dy) ? dy[0] : dy;
-      capture.onGrad(p, g);
-      return [g, tf.zerosLike(anchor)];
+      capture.onGrad(p, Array.isArray(dy) ? dy[0] : dy);
+      return [tf.zerosLike(anchor)];
     },
   })) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return f(w, capture.anchor) as tf.Tensor;
+  return f(capture.anchor) as tf.Tensor;
 }
 
 /**
@@ -190,7 +195,12 @@ export function backwardWithHooks(
     if (opts.access) patch.access = opts.access;
     if (opts.rng) patch.rng = opts.rng;
     return withExecutionContext(patch, () => {
-      const { value, grads } = tf.valueAndGrads((_a: tf.Tensor) => lossFn())([anchor], dy);
+      const forward = () => {
+        const loss = lossFn();
+        releaseTapeAsBackwardRuns(dy);
+        return loss;
+      };
+      const { value, grads } = tf.valueAndGrads((_a: tf.Tensor) => forward())([anchor], dy);
       const loss = value.dataSync()[0];
       value.dispose();
       tf.dispose(grads);
