@@ -139,6 +139,8 @@ export interface KernelsAddon {
     bc1: number,
     bc2: number,
     adamWMode: boolean,
+    /** The gradient is fround(grads[i] * gradScale): clipping deferred to the update (default 1). */
+    gradScale?: number,
   ): void;
   /**
    * One SGD step in place (torch.optim.SGD semantics), bit-identical to core's TS loop (optim/sgd.ts);

@@ -45,11 +45,17 @@ struct Impl {
   void (*softmax_rows)(const float*, float*, int64_t, int64_t, int64_t);
   void (*adam_range)(const AdamArgs&, int64_t, int64_t);
   void (*sgd_range)(const SgdArgs&, int64_t, int64_t);
+  void (*add_into_range)(float*, const float*, int64_t, int64_t, bool);
+  double (*scale_sum_squares_block)(float*, int64_t, int64_t, double);
+  void (*scale_range)(float*, int64_t, int64_t, double);
   const char* isa;
 };
 
 #define ZF_IMPL(ns, name) \
-  Impl { ns::exp_range, ns::binary_range, ns::softmax_rows, ns::adam_range, ns::sgd_range, name }
+  Impl {                                                                                                  \
+    ns::exp_range, ns::binary_range, ns::softmax_rows, ns::adam_range, ns::sgd_range, ns::add_into_range, \
+        ns::scale_sum_squares_block, ns::scale_range, name                                                \
+  }
 
 Impl pick() {
   // ZEROFLOW_POINTWISE_ISA=avx2|generic caps the choice (tests compare the paths bit for bit).
@@ -109,6 +115,30 @@ void adam_step(const AdamArgs& args) {
 void sgd_step(const SgdArgs& args) {
   const auto fn = impl().sgd_range;
   for_chunks(args.n, kChunk, [&](int64_t begin, int64_t end) { fn(args, begin, end); });
+}
+
+void add_into_f32(float* dst, const float* src, int64_t n, bool fresh) {
+  const auto fn = impl().add_into_range;
+  for_chunks(n, kChunk, [&](int64_t begin, int64_t end) { fn(dst, src, begin, end, fresh); });
+}
+
+double scale_sum_squares_f32(float* x, int64_t n, double scale) {
+  if (n <= 0) return 0;
+  const auto fn = impl().scale_sum_squares_block;
+  // One partial per block, added in block order afterwards: the sum does not depend on the pool size.
+  const int64_t blocks = (n + kSumSquaresBlock - 1) / kSumSquaresBlock;
+  std::vector<double> partial(static_cast<size_t>(blocks));
+  for_chunks(n, kSumSquaresBlock, [&](int64_t begin, int64_t end) {
+    partial[static_cast<size_t>(begin / kSumSquaresBlock)] = fn(x, begin, end, scale);
+  });
+  double s = 0;
+  for (const double p : partial) s += p;
+  return s;
+}
+
+void scale_f32(float* x, int64_t n, double scale) {
+  const auto fn = impl().scale_range;
+  for_chunks(n, kChunk, [&](int64_t begin, int64_t end) { fn(x, begin, end, scale); });
 }
 
 const char* pointwise_isa() { return impl().isa; }

@@ -36,6 +36,8 @@ struct AdamArgs {
   int64_t n;
   double lr, beta1, beta2, eps, weight_decay, bc1, bc2;
   bool adam_w_mode;  // decoupled weight decay (AdamW) instead of L2 added to the gradient
+  // The gradient is float(grads[i] * grad_scale): clipping deferred to the update (1: grads as they are)
+  double grad_scale = 1.0;
 };
 void adam_step(const AdamArgs& args);
 
@@ -50,6 +52,22 @@ struct SgdArgs {
   bool nesterov, first_step;
 };
 void sgd_step(const SgdArgs& args);
+
+// Gradient accumulation into a flat buffer: dst[i] += src[i]; with `fresh` (dst holds zeros that need not be
+// read) dst[i] = src[i] + 0.0f, which is what adding into zeros gives bit for bit (-0 becomes +0).
+void add_into_f32(float* dst, const float* src, int64_t n, bool fresh);
+
+// Sum of squares in double of x[i] scaled by `scale` (x[i] = float(x[i] * scale) is stored first unless
+// scale == 1), in core's fixed order (optim/flat-loops.ts): blocks of kSumSquaresBlock elements from x[0],
+// each summed in kSumSquaresLanes lanes (lane l takes the elements i with i % lanes == l of the block's whole
+// lane rows), lanes added in order, then the block's tail, then block partials added in order. The order
+// depends on n only, never on the thread count or ISA.
+constexpr int64_t kSumSquaresBlock = 32768;
+constexpr int kSumSquaresLanes = 8;
+double scale_sum_squares_f32(float* x, int64_t n, double scale);
+
+// x[i] = float(double(x[i]) * scale): a JS `x[i] *= scale` (gradient clipping).
+void scale_f32(float* x, int64_t n, double scale);
 
 // The instruction set of these kernels: avx512, avx2 or generic (ZEROFLOW_POINTWISE_ISA caps it).
 const char* pointwise_isa();

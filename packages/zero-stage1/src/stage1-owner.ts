@@ -1,4 +1,5 @@
 import {
+  acceptsGradScale,
   addInto,
   allGatherContiguous,
   asFloat32,
@@ -108,13 +109,15 @@ export class Stage1Owner implements GradientOwner {
   onGrad(param: Parameter, g: Float32Array): void {
     const w = this.where.get(param);
     if (!w) throw new ZeroFlowError(`gradient for unknown parameter "${param.name}"`);
-    addInto(this.grads[w.group], w.offset, g, 0, w.size, this.gradFormat);
+    // the first gradient of a window is copied over the slice's stale values (zeroGrad skips the fill)
+    addInto(this.grads[w.group], w.offset, g, 0, w.size, this.gradFormat, !this.seen.has(param));
     this.seen.add(param);
   }
 
   async step(opts: { unscale: number; clipNorm: number; skip?: (gradNorm: number) => boolean }): Promise<StepOutcome> {
     this.checkUnused();
     this.half?.sync();
+    this.zeroUnseen();
     const dp = this.ctx.world.dataParallelSize;
     const comm = this.comm;
     if (comm) {
@@ -138,7 +141,12 @@ export class Stage1Owner implements GradientOwner {
       return asFloat32(view, this.gradFormat);
     });
     this.workspaceBytes = this.mp?.gradFormat ? shardGrads.reduce((a, g) => a + g.byteLength, 0) : 0;
-    const { gradNorm, skipped } = unscaleAndClip(shardGrads, comm, { ...opts, divisor: opts.unscale * dp });
+    // clipping is deferred to the optimizer's update when it takes a gradScale (one pass less)
+    const { gradNorm, skipped, clipScale } = unscaleAndClip(shardGrads, comm, {
+      ...opts,
+      divisor: opts.unscale * dp,
+      deferClip: acceptsGradScale(this.optimizer),
+    });
     if (skipped) {
       this.zeroGrad();
       return { gradNorm, skipped };
@@ -148,6 +156,7 @@ export class Stage1Owner implements GradientOwner {
         params: this.half ? this.half.master[i] : contiguousShardView(p, this.params![i]),
         grads: shardGrads[i],
         segments: shardSegments(p),
+        gradScale: clipScale,
       })),
     );
     this.half?.narrowMasters();
@@ -165,7 +174,8 @@ export class Stage1Owner implements GradientOwner {
 
   zeroGrad(): void {
     this.half?.sync();
-    for (const g of this.grads) g.fill(0);
+    // lazily: a parameter's first gradient overwrites its slice, zeroUnseen clears the rest before the step
+    // reads them; the padding is never written and stays zero
     this.seen.clear();
   }
 
@@ -241,6 +251,12 @@ export class Stage1Owner implements GradientOwner {
 
   private get gradFormat() {
     return this.mp?.gradFormat ?? 'bf16';
+  }
+
+  /** Zeroes the slices of parameters that got no gradient since zeroGrad (they hold stale values). */
+  private zeroUnseen(): void {
+    if (this.seen.size === this.where.size) return;
+    for (const [p, w] of this.where) if (!this.seen.has(p)) this.grads[w.group].fill(0, w.offset, w.offset + w.size);
   }
 
   /** `ignore_unused_parameters: false`: a trainable parameter without a gradient in this window is an error. */

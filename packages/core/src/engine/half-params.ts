@@ -14,6 +14,7 @@
 import type { CommBuffer, ProcessGroup } from '../comm/types.js';
 import type { Parameter } from '../nn/parameter.js';
 import { type HalfFormat, narrow, widen } from '../numeric/half.js';
+import { addIntoFlat } from '../optim/flat-loops.js';
 import type { HalfParameterStorage } from '../plugin.js';
 import { tf } from '../tf.js';
 import { sharedFloat32 } from '../zero/collectives.js';
@@ -38,7 +39,8 @@ function scratchOf(n: number): Float32Array {
 /**
  * `dst[dstOffset + i] += src[srcOffset + i]` for `length` elements, either side fp32 or 16-bit `format`.
  * A 16-bit destination is widened, summed in fp32 and rounded once per addition, as a 16-bit tensor `+=`
- * does in PyTorch (DeepSpeed's fp16/bf16 gradient accumulation).
+ * does in PyTorch (DeepSpeed's fp16/bf16 gradient accumulation). With `fresh` the destination range holds
+ * zeros and is not read (the caller skipped its zero fill): the result has the bits of adding into zeros.
  */
 export function addInto(
   dst: FlatBuffer,
@@ -47,6 +49,7 @@ export function addInto(
   srcOffset: number,
   length: number,
   format: HalfFormat,
+  fresh = false,
 ): void {
   if (length <= 0) return;
   const s =
@@ -54,12 +57,14 @@ export function addInto(
       ? src.subarray(srcOffset, srcOffset + length)
       : widen(src.subarray(srcOffset, srcOffset + length), format, new Float32Array(length));
   if (dst instanceof Float32Array) {
-    for (let i = 0, o = dstOffset; i < length; i++, o++) dst[o] += s[i];
+    addIntoFlat(dst.subarray(dstOffset, dstOffset + length), s, fresh);
     return;
   }
   const d = dst.subarray(dstOffset, dstOffset + length);
-  const w = widen(d, format, scratchOf(length));
-  for (let i = 0; i < length; i++) w[i] += s[i];
+  const w = scratchOf(length);
+  // fresh: 0 + s, so that a -0 is narrowed as +0 exactly as the widen-add-narrow path rounds it
+  if (fresh) addIntoFlat(w, s, true);
+  else addIntoFlat(widen(d, format, w), s, false);
   narrow(w, format, d);
 }
 
@@ -88,6 +93,68 @@ interface Where {
   group: number;
   offset: number;
   size: number;
+}
+
+/**
+ * Flat gradient buffers (one per group, fp32 or 16-bit `format`) that backward hooks accumulate into, with
+ * the zero fill after each step deferred: the first gradient a parameter gets after {@link zero} is copied
+ * over whatever its slice holds (`addInto`'s `fresh`: the bits of adding into zeros), and {@link settle}
+ * zeroes only the slices that got no gradient before anything reads the buffers. This saves a fill and a
+ * read of the whole buffer per step. Padding is never written by hooks and stays zero.
+ */
+export class FlatGradients {
+  /** The gradient buffers, padded like their groups; valid only after {@link settle}. */
+  readonly buffers: FlatBuffer[];
+  private readonly where = new Map<Parameter, Where & { index: number }>();
+  /** Per parameter: got a gradient since the last {@link zero}. */
+  private readonly written: Uint8Array;
+  private readonly slices: (Where & { index: number })[] = [];
+  /** Some unwritten slices may hold stale values (set by zero, cleared by settle). */
+  private stale = false;
+
+  constructor(
+    groups: readonly FlatGroup[],
+    private readonly format: HalfFormat | null | undefined,
+  ) {
+    this.buffers = groups.map((g) => (format ? sharedUint16(g.paddedSize) : sharedFloat32(g.paddedSize)));
+    groups.forEach((g, gi) => {
+      for (const e of g.entries) {
+        const w = { group: gi, offset: e.offset, size: e.size, index: this.slices.length };
+        this.slices.push(w);
+        this.where.set(e.param, w);
+      }
+    });
+    this.written = new Uint8Array(this.slices.length);
+  }
+
+  /** Where `param` lives, or undefined when it is not one of these groups' parameters. */
+  slot(param: Parameter): Where | undefined {
+    return this.where.get(param);
+  }
+
+  /** Accumulates a gradient of `param` (full size, fp32); false when `param` is unknown. */
+  add(param: Parameter, g: Float32Array): boolean {
+    const w = this.where.get(param);
+    if (!w) return false;
+    const fresh = this.written[w.index] === 0;
+    addInto(this.buffers[w.group], w.offset, g, 0, w.size, this.format ?? 'bf16', fresh);
+    this.written[w.index] = 1;
+    return true;
+  }
+
+  /** Zeroes the slices left stale by {@link zero}: call before reading or reducing the buffers. */
+  settle(): void {
+    if (!this.stale) return;
+    for (const w of this.slices)
+      if (this.written[w.index] === 0) this.buffers[w.group].fill(0, w.offset, w.offset + w.size);
+    this.stale = false;
+  }
+
+  /** Drops the accumulated gradients (lazily: see the class comment). */
+  zero(): void {
+    this.written.fill(0);
+    this.stale = true;
+  }
 }
 
 /** 16-bit flat parameters with fp32 master shards; see the file comment. */

@@ -1,6 +1,7 @@
 import type { ProcessGroup } from '../comm/types.js';
 import { ZeroFlowError } from '../errors.js';
 import type { Parameter } from '../nn/parameter.js';
+import { acceptsGradScale } from '../optim/flat-optimizer.js';
 import type { FlatOptimizer } from '../optim/types.js';
 import type { GradientOwner, OwnerState, PluginContext, StepOutcome, ZeroFlowPlugin } from '../plugin.js';
 import { CORE_VERSION } from '../version.js';
@@ -8,21 +9,14 @@ import { unscaleAndClip } from '../zero/collectives.js';
 import { type FlatGroup, layoutFlatGroups, segmentsOf } from './flat-params.js';
 import { allReduceRange, GradientBuckets } from './grad-buckets.js';
 import {
-  addInto,
   asFloat32,
   dtypeOpts,
-  type FlatBuffer,
+  FlatGradients,
   type HalfFlatParameters,
   ownerParameters,
-  sharedUint16,
   wholeGroup,
 } from './half-params.js';
 import { type MixedPrecisionLayout, mixedPrecisionLayout } from './mixed-precision.js';
-
-/** A Float32Array in shared memory: the tcp backend reduces it in place without staging copies. */
-function sharedFloat32(n: number): Float32Array {
-  return new Float32Array(new SharedArrayBuffer(n * 4));
-}
 
 /**
  * Stage 0 (no ZeRO, DeepSpeed's data parallelism): every rank keeps full parameters, gradients and optimizer
@@ -41,8 +35,8 @@ export class Stage0Owner implements GradientOwner {
   private readonly params: Float32Array[] | null;
   private readonly half: HalfFlatParameters | null;
   private readonly mp: MixedPrecisionLayout | null;
-  private readonly grads: FlatBuffer[];
-  private readonly where = new Map<Parameter, { group: number; offset: number; size: number }>();
+  /** Gradient accumulation buffers, zeroed lazily (shared memory: the tcp backend reduces them in place). */
+  private readonly grads: FlatGradients;
   private readonly comm: ProcessGroup | null;
   private readonly buckets: GradientBuckets | null;
   private workspaceBytes = 0;
@@ -57,10 +51,7 @@ export class Stage0Owner implements GradientOwner {
     this.mp = mixedPrecisionLayout(ctx, '@zeroflow/core:stage0');
     const mp = this.mp;
     ({ params: this.params, half: this.half } = ownerParameters(mp, this.groups, this.groups.map(wholeGroup), dp));
-    this.grads = this.groups.map((g) => (mp?.gradFormat ? sharedUint16(g.paddedSize) : sharedFloat32(g.paddedSize)));
-    this.groups.forEach((g, i) => {
-      for (const e of g.entries) this.where.set(e.param, { group: i, offset: e.offset, size: e.size });
-    });
+    this.grads = new FlatGradients(this.groups, mp?.gradFormat);
     this.comm = dp > 1 ? (ctx.service<ProcessGroup>('comm') ?? null) : null;
     if (dp > 1 && !this.comm) {
       throw new ZeroFlowError(
@@ -72,7 +63,7 @@ export class Stage0Owner implements GradientOwner {
     const gradFormat = mp?.gradFormat ?? 'bf16';
     this.buckets = comm
       ? new GradientBuckets(this.groups, bucketElements, (g, a, b) =>
-          allReduceRange(comm, this.grads[g], a, b, dtypeOpts(this.grads[g], gradFormat)),
+          allReduceRange(comm, this.grads.buffers[g], a, b, dtypeOpts(this.grads.buffers[g], gradFormat)),
         )
       : null;
   }
@@ -87,7 +78,11 @@ export class Stage0Owner implements GradientOwner {
   beforeBackward(info: { boundary: boolean }): void {
     // weights changed through Parameter.tensor (param.load, a plugin) reach the 16-bit copy before forward
     this.half?.sync();
-    if (info.boundary) this.buckets?.begin();
+    if (info.boundary && this.buckets) {
+      // buckets are reduced while this backward runs: slices no gradient reaches must be zeros by then
+      this.grads.settle();
+      this.buckets.begin();
+    }
   }
 
   onUse(param: Parameter): void {
@@ -95,9 +90,7 @@ export class Stage0Owner implements GradientOwner {
   }
 
   onGrad(param: Parameter, g: Float32Array): void {
-    const w = this.where.get(param);
-    if (!w) throw new ZeroFlowError(`gradient for unknown parameter "${param.name}"`);
-    addInto(this.grads[w.group], w.offset, g, 0, w.size, this.mp?.gradFormat ?? 'bf16');
+    if (!this.grads.add(param, g)) throw new ZeroFlowError(`gradient for unknown parameter "${param.name}"`);
     this.buckets?.onGrad(param);
   }
 
@@ -109,19 +102,31 @@ export class Stage0Owner implements GradientOwner {
     const dp = this.ctx.world.dataParallelSize;
     this.half?.sync();
     this.buckets?.waitAll();
+    this.grads.settle();
     // 16-bit gradients are unscaled, clipped and stepped in fp32: a transient workspace, as DeepSpeed's
     // fp32 copy of the flat 16-bit gradients
-    const grads = this.grads.map((g) => asFloat32(g, this.mp?.gradFormat ?? 'bf16'));
-    this.workspaceBytes = grads.reduce((a, g, i) => a + (g === this.grads[i] ? 0 : g.byteLength), 0);
+    const grads = this.grads.buffers.map((g) => asFloat32(g, this.mp?.gradFormat ?? 'bf16'));
+    this.workspaceBytes = grads.reduce((a, g, i) => a + (g === this.grads.buffers[i] ? 0 : g.byteLength), 0);
     // the all-reduced gradients are whole on every rank: the norm is local
-    const { gradNorm, skipped } = unscaleAndClip(grads, null, { ...opts, divisor: opts.unscale * dp });
+    // clipping is deferred to the optimizer's update when it takes a gradScale (one pass less)
+    const deferClip = acceptsGradScale(this.optimizer);
+    const { gradNorm, skipped, clipScale } = unscaleAndClip(grads, null, {
+      ...opts,
+      divisor: opts.unscale * dp,
+      deferClip,
+    });
     if (skipped) {
       this.zeroGrad();
       return { gradNorm, skipped };
     }
     const params = this.half ? this.half.master : this.params!;
     this.optimizer.step(
-      this.groups.map((grp, i) => ({ params: params[i], grads: grads[i], segments: segmentsOf(grp) })),
+      this.groups.map((grp, i) => ({
+        params: params[i],
+        grads: grads[i],
+        segments: segmentsOf(grp),
+        gradScale: clipScale,
+      })),
     );
     this.half?.narrowMasters();
     this.zeroGrad();
@@ -130,7 +135,7 @@ export class Stage0Owner implements GradientOwner {
 
   zeroGrad(): void {
     this.half?.sync();
-    for (const g of this.grads) g.fill(0);
+    this.grads.zero();
   }
 
   /** Frees `Parameter.tensor` snapshots still held under amp (`engine.close()`). */
@@ -192,7 +197,7 @@ export class Stage0Owner implements GradientOwner {
     for (const g of sd.groups) for (const v of Object.values(g.buffers)) optimizerBytes += v.byteLength;
     const report: Record<string, number> = {
       parameters: this.half ? this.half.halfBytes : this.params!.reduce((a, p) => a + p.byteLength, 0),
-      gradients: this.grads.reduce((a, g) => a + g.byteLength, 0),
+      gradients: this.grads.buffers.reduce((a, g) => a + g.byteLength, 0),
       optimizer: optimizerBytes,
     };
     if (this.half) {

@@ -8,6 +8,7 @@
  *   p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps),   bc_k = 1 - beta_k^step (1 without bias_correction)
  */
 import { flatKernels } from './flat-kernels.js';
+import { scaleFlat } from './flat-loops.js';
 import { type FlatGroupState, FlatOptimizerBase } from './flat-optimizer.js';
 import { resolveParamGroups } from './group-options.js';
 import type { FlatGroupBuffers, ParamGroupOptions } from './types.js';
@@ -36,6 +37,7 @@ function adamUpdate(
   grads: Float32Array,
   expAvg: Float32Array,
   expAvgSq: Float32Array,
+  gradScale: number,
 ): void {
   const lr = group.lr;
   const wd = group.weight_decay;
@@ -46,7 +48,11 @@ function adamUpdate(
   const biasCorrection = group.bias_correction ?? true;
   const native = flatKernels();
   if (native) {
-    native.adam(params, grads, expAvg, expAvgSq, lr, beta1, beta2, eps, wd, step, decoupled, biasCorrection);
+    // kernels that predate gradScale get the gradients scaled in place (the same bits)
+    const fused = native.adamGradScale === true;
+    if (gradScale !== 1 && !fused) scaleFlat(grads, gradScale);
+    const gs = fused ? gradScale : 1;
+    native.adam(params, grads, expAvg, expAvgSq, lr, beta1, beta2, eps, wd, step, decoupled, biasCorrection, gs);
     return;
   }
   const bc1 = biasCorrection ? 1 - beta1 ** step : 1;
@@ -60,7 +66,8 @@ function adamUpdate(
   const n = params.length;
   for (let i = 0; i < n; i++) {
     const p = params[i];
-    const g = grads[i] + l2 * p;
+    // fround(grad * gradScale) is the clipped gradient the owner would have stored (x * 1 is exact)
+    const g = Math.fround(grads[i] * gradScale) + l2 * p;
     // Rounded to fp32 before use, as torch uses the stored moments: keeps results within an ulp of torch's.
     const m = Math.fround(beta1 * expAvg[i] + oneMinusBeta1 * g);
     const v = Math.fround(beta2 * expAvgSq[i] + oneMinusBeta2 * g * g);
@@ -79,6 +86,7 @@ export class Adam extends FlatOptimizerBase {
   /** Decoupled weight decay (AdamW) when true. */
   readonly adamWMode: boolean;
   protected readonly requiredBuffers = ['exp_avg', 'exp_avg_sq'] as const;
+  protected override readonly appliesGradScale: boolean = true;
 
   /**
    * @param groups per-group overrides (empty: one group of the defaults)
@@ -94,7 +102,7 @@ export class Adam extends FlatOptimizerBase {
     const n = b.params.length;
     const expAvg = this.stateBuffer(index, 'exp_avg', n);
     const expAvgSq = this.stateBuffer(index, 'exp_avg_sq', n);
-    adamUpdate(group, state.step, this.adamWMode, b.params, b.grads, expAvg, expAvgSq);
+    adamUpdate(group, state.step, this.adamWMode, b.params, b.grads, expAvg, expAvgSq, b.gradScale ?? 1);
   }
 }
 

@@ -16,7 +16,11 @@ export interface FlatKernels {
     step: number,
     adamWMode: boolean,
     biasCorrection: boolean,
+    /** The gradient is fround(grads[i] * gradScale) (deferred clipping); honoured when `adamGradScale`. */
+    gradScale?: number,
   ): void;
+  /** `adam` applies its `gradScale` argument (kernels without it get pre-scaled gradients). */
+  adamGradScale?: boolean;
   sgd(
     params: Float32Array,
     grads: Float32Array,
@@ -28,6 +32,12 @@ export interface FlatKernels {
     nesterov: boolean,
     firstStep: boolean,
   ): void;
+  /** Gradient accumulation, as `addIntoLoop` (flat-loops.ts) (optional: older kernel sets leave it to the TS loop). */
+  addInto?(dst: Float32Array, src: Float32Array, fresh: boolean): void;
+  /** As `scaleSumOfSquaresLoop`, bit for bit (the block/lane order is part of the contract). */
+  scaleSumOfSquares?(x: Float32Array, scale: number): number;
+  /** As `scaleLoop`. */
+  scale?(x: Float32Array, scale: number): void;
 }
 
 // On globalThis: the ESM and CJS builds of core must see the same kernels.

@@ -3,6 +3,7 @@
  * Float32Array buffers allocated lazily on the first step), buffer-layout checks and state dicts.
  */
 import { ZeroFlowError } from '../errors.js';
+import { scaleFlat } from './flat-loops.js';
 import type { FlatGroupBuffers, FlatOptimizer, OptimizerStateDict, ParamGroupOptions } from './types.js';
 
 /** The state one param group carries between steps. */
@@ -17,6 +18,14 @@ function copyOptions(o: ParamGroupOptions): ParamGroupOptions {
   const copy: ParamGroupOptions = { ...o };
   if (o.betas) copy.betas = [o.betas[0], o.betas[1]];
   return copy;
+}
+
+/**
+ * Whether `optimizer.step` honours `FlatGroupBuffers.gradScale` (ZeroFlow's optimizers do; an optimizer of
+ * another make may not, and then its owner clips the gradients in place).
+ */
+export function acceptsGradScale(optimizer: FlatOptimizer): boolean {
+  return optimizer instanceof FlatOptimizerBase;
 }
 
 /** Base class of Adam, AdamW, SGD and Lamb. Subclasses implement `updateGroup`, one plain typed-array loop. */
@@ -38,6 +47,8 @@ export abstract class FlatOptimizerBase implements FlatOptimizer {
   protected abstract readonly requiredBuffers: readonly string[];
   /** Buffers that may be absent (SGD's momentum buffer exists only once momentum was non-zero). */
   protected readonly optionalBuffers: readonly string[] = [];
+  /** Whether `updateGroup` applies `FlatGroupBuffers.gradScale` itself; else `step` scales `grads` first. */
+  protected readonly appliesGradScale: boolean = false;
 
   /** Applies one update to group `index`; `state.step` has already been incremented. */
   protected abstract updateGroup(
@@ -66,7 +77,11 @@ export abstract class FlatOptimizerBase implements FlatOptimizer {
     for (let i = 0; i < buffers.length; i++) {
       const state = this.groupStates[i];
       state.step += 1;
-      this.updateGroup(i, this.paramGroups[i], state, buffers[i]);
+      const b = buffers[i];
+      // an optimizer that does not apply gradScale itself gets the gradients scaled in place (same bits)
+      const prescale = (b.gradScale ?? 1) !== 1 && !this.appliesGradScale;
+      if (prescale) scaleFlat(b.grads, b.gradScale!);
+      this.updateGroup(i, this.paramGroups[i], state, prescale ? { ...b, gradScale: 1 } : b);
     }
   }
 

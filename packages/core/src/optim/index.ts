@@ -3,7 +3,16 @@ export { createOptimizer, OPTIMIZER_TYPES } from './create-optimizer.js';
 export { createScheduler, SCHEDULER_TYPES } from './create-scheduler.js';
 export { LRRangeTest, type LRRangeTestParams, OneCycle, type OneCycleParams } from './cycle-schedules.js';
 export { type FlatKernels, flatKernels, setFlatKernels } from './flat-kernels.js';
-export { type FlatGroupState, FlatOptimizerBase } from './flat-optimizer.js';
+export {
+  addIntoFlat,
+  addIntoLoop,
+  SUM_SQUARES_BLOCK,
+  scaleFlat,
+  scaleLoop,
+  scaleSumOfSquares,
+  scaleSumOfSquaresLoop,
+} from './flat-loops.js';
+export { acceptsGradScale, type FlatGroupState, FlatOptimizerBase } from './flat-optimizer.js';
 export { LAMB_DEFAULTS, Lamb, type LambOptions } from './lamb.js';
 export { LRSchedulerBase } from './lr-scheduler-base.js';
 export {

@@ -36,6 +36,11 @@ export interface FlatGroupBuffers {
   params: Float32Array;
   grads: Float32Array;
   segments?: FlatSegment[];
+  /**
+   * The gradient is `fround(grads[i] * gradScale)` (default 1): gradient clipping deferred to the update,
+   * which saves the owner a pass over the gradients. Same bits as scaling `grads` in place first.
+   */
+  gradScale?: number;
 }
 
 /** Serializable optimizer state: per group, named Float32Arrays (e.g. exp_avg) plus scalar counters. */

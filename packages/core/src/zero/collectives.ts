@@ -5,8 +5,8 @@
  * (the tcp backend then skips its staging copies).
  */
 import type { CollectiveOptions, ProcessGroup, Work } from '../comm/types.js';
-import { sumOfSquares } from '../engine/flat-params.js';
 import { ZeroFlowError } from '../errors.js';
+import { scaleFlat, scaleSumOfSquares } from '../optim/flat-loops.js';
 import type { GroupPartition } from './partition.js';
 
 /** A Float32Array in shared memory. */
@@ -191,36 +191,27 @@ export function globalNorm(comm: ProcessGroup | null, localSumOfSquares: number)
  * (loss scale x data-parallel size) in place, take their global L2 norm (`comm`: each rank holds a disjoint
  * share, summed across ranks; null: the gradients are whole here) and clip them in place to `clipNorm`
  * (0: off). `skipped` when `skip(norm)` says so or the norm is not finite: the caller then drops the
- * gradients without stepping.
+ * gradients without stepping. With `deferClip` the gradients are not clipped here: `clipScale` (1 when no
+ * clipping is needed) is for the optimizer's `FlatGroupBuffers.gradScale`, which saves a pass over them.
  */
 export function unscaleAndClip(
   grads: Float32Array[],
   comm: ProcessGroup | null,
-  opts: { divisor: number; clipNorm: number; skip?: (gradNorm: number) => boolean },
-): { gradNorm: number; skipped: boolean } {
+  opts: { divisor: number; clipNorm: number; skip?: (gradNorm: number) => boolean; deferClip?: boolean },
+): { gradNorm: number; skipped: boolean; clipScale: number } {
   const inv = 1 / opts.divisor;
+  // one pass per group: scale (unless inv is 1), then sum the squares of the stored fp32 values, in the
+  // fixed block/lane order of scaleSumOfSquares (native when installed, same bits)
   let sq = 0;
-  for (const g of grads) {
-    if (inv === 1) {
-      sq += sumOfSquares(g);
-      continue;
-    }
-    // one pass: scale, then square the stored (float32-rounded) value, as sumOfSquares would read it back
-    let s = 0;
-    for (let i = 0; i < g.length; i++) {
-      const v = Math.fround(g[i] * inv);
-      g[i] = v;
-      s += v * v;
-    }
-    sq += s;
-  }
+  for (const g of grads) sq += scaleSumOfSquares(g, inv);
   const gradNorm = globalNorm(comm, sq);
-  if (opts.skip?.(gradNorm) || !Number.isFinite(gradNorm)) return { gradNorm, skipped: true };
+  if (opts.skip?.(gradNorm) || !Number.isFinite(gradNorm)) return { gradNorm, skipped: true, clipScale: 1 };
   if (opts.clipNorm > 0 && gradNorm > opts.clipNorm) {
     const c = opts.clipNorm / (gradNorm + 1e-6);
-    for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= c;
+    if (opts.deferClip) return { gradNorm, skipped: false, clipScale: c };
+    for (const g of grads) scaleFlat(g, c);
   }
-  return { gradNorm, skipped: false };
+  return { gradNorm, skipped: false, clipScale: 1 };
 }
 
 /** The data-parallel group of a ZeRO owner: the world group while ZeroFlow has no TP/PP sub-groups here. */
