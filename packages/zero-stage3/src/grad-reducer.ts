@@ -122,9 +122,7 @@ export class ShardGradientReducer {
     for (let q = 0; q < n; q++) {
       const start = q * chunk;
       const end = Math.min(values.length, start + chunk);
-      const o = q * bucket.block + bucket.offsets[k] - start;
-      if (buf instanceof Float32Array) for (let i = start; i < end; i++) buf[o + i] += values[i];
-      else addInto(buf, o + start, values, start, end - start, this.half ?? 'bf16');
+      addInto(buf, q * bucket.block + bucket.offsets[k], values, start, end - start, this.half ?? 'bf16');
     }
     const left = (this.usesLeft.get(p) ?? 1) - 1;
     this.usesLeft.set(p, left);
@@ -187,11 +185,7 @@ export class ShardGradientReducer {
     // reduce-scatter leaves this rank's block after the input; a single rank's block is block 0
     const reduced = this.comm ? x.buf.subarray(n * L, (n + 1) * L) : x.buf.subarray(0, L);
     bucket.members.forEach((m, k) => {
-      const dst = this.shardGrads[m.group];
-      if (dst instanceof Float32Array && reduced instanceof Float32Array) {
-        const src = reduced.subarray(bucket.offsets[k], bucket.offsets[k] + m.chunk);
-        for (let i = 0, o = m.shardOffset; i < m.chunk; i++, o++) dst[o] += src[i];
-      } else addInto(dst, m.shardOffset, reduced, bucket.offsets[k], m.chunk, this.half ?? 'bf16');
+      addInto(this.shardGrads[m.group], m.shardOffset, reduced, bucket.offsets[k], m.chunk, this.half ?? 'bf16');
     });
     x.buf.fill(0);
     this.pool.push(x.buf);

@@ -90,17 +90,26 @@ function hookWeight(w: tf.Tensor, capture: GradientCapture, p: Parameter): tf.Te
 }
 
 /**
+ * A leaf's vector-Jacobian product written out: the gradients of its inputs, then of its weights, for the
+ * output gradient `dy`. With it, a recomputing access (ZeRO-3) gathers the weights again in backward but does
+ * not re-run the leaf's forward (a Linear's recomputed matmul is a third of its FLOPs).
+ */
+export type LeafBackward = (inputs: tf.Tensor[], weights: tf.Tensor[], dy: tf.Tensor) => tf.Tensor[];
+
+/**
  * Runs one leaf layer's computation `compute(weights)` through the hook point. Every parameter use in
- * ZeroFlow goes through here.
+ * ZeroFlow goes through here. `backward`, when given, must equal tfjs's gradient of `compute`.
  */
 export function runLeaf<T extends tf.Tensor>(
   leaf: Module,
   params: Parameter[],
   inputs: tf.Tensor[],
   compute: (inputs: tf.Tensor[], weights: tf.Tensor[]) => T,
+  backward?: LeafBackward,
 ): T {
   const { access, capture } = current;
-  if (capture && access.recomputeLeaves) return recomputedLeaf(leaf, params, inputs, compute, access, capture);
+  if (capture && access.recomputeLeaves)
+    return recomputedLeaf(leaf, params, inputs, compute, access, capture, backward);
   const weights = access.acquire(params, leaf);
   if (current.onUse) for (const p of params) if (p.requiresGrad) current.onUse(p);
   try {
@@ -139,6 +148,7 @@ function recomputedLeaf<T extends tf.Tensor>(
   compute: (inputs: tf.Tensor[], weights: tf.Tensor[]) => T,
   access: ParameterAccess,
   capture: GradientCapture,
+  backward?: LeafBackward,
 ): T {
   const n = inputs.length;
   const onUse = current.onUse;
@@ -159,7 +169,9 @@ function recomputedLeaf<T extends tf.Tensor>(
         const g = Array.isArray(dy) ? dy[0] : dy;
         const ws = access.acquire(params, leaf);
         try {
-          const grads = vjp((all) => compute(all.slice(0, n), all.slice(n)), [...saved, ...ws], g);
+          const grads = backward
+            ? backward(saved, ws, g)
+            : vjp((all) => compute(all.slice(0, n), all.slice(n)), [...saved, ...ws], g);
           params.forEach((p, i) => {
             if (p.requiresGrad) capture.onGrad(p, grads[n + i]);
           });

@@ -4,6 +4,7 @@ export {
   backwardWithHooks,
   executionContext,
   type GradientCapture,
+  type LeafBackward,
   materializedAccess,
   type ParameterAccess,
   runLeaf,

@@ -41,14 +41,28 @@ export class Linear extends Module {
 
   forward(x: tf.Tensor): tf.Tensor {
     const params = this.bias ? [this.weight, this.bias] : [this.weight];
-    return runLeaf(this, params, [x], ([input], [w, b]) =>
-      tf.tidy(() => {
-        const lead = input.shape.slice(0, -1);
-        const x2 = input.reshape([-1, this.inFeatures]);
-        const y = tf.matMul(x2, w, false, this.layout === 'out_in');
-        const yb = b ? tf.add(y, b) : y;
-        return yb.reshape([...lead, this.outFeatures]);
-      }),
+    return runLeaf(
+      this,
+      params,
+      [x],
+      ([input], [w, b]) =>
+        tf.tidy(() => {
+          const lead = input.shape.slice(0, -1);
+          const x2 = input.reshape([-1, this.inFeatures]);
+          const y = tf.matMul(x2, w, false, this.layout === 'out_in');
+          const yb = b ? tf.add(y, b) : y;
+          return yb.reshape([...lead, this.outFeatures]);
+        }),
+      ([input], [w, b], dy) =>
+        tf.tidy(() => {
+          // tfjs's own gradients of the matMul and the broadcast bias add, without the forward
+          const x2 = input.reshape([-1, this.inFeatures]);
+          const dy2 = dy.reshape([-1, this.outFeatures]);
+          const outIn = this.layout === 'out_in';
+          const dx = tf.matMul(dy2, w, false, !outIn).reshape(input.shape);
+          const dw = outIn ? tf.matMul(dy2, x2, true, false) : tf.matMul(x2, dy2, true, false);
+          return b ? [dx, dw, tf.sum(dy2, 0)] : [dx, dw];
+        }),
     );
   }
 }
@@ -102,11 +116,23 @@ export class Embedding extends Module {
 
   /** x [..., dim] -> logits [..., num], using this table as the output projection (weight tying). */
   project(x: tf.Tensor): tf.Tensor {
-    return runLeaf(this, [this.weight], [x], ([input], [w]) =>
-      tf.tidy(() => {
-        const lead = input.shape.slice(0, -1);
-        return tf.matMul(input.reshape([-1, this.embeddingDim]), w, false, true).reshape([...lead, this.numEmbeddings]);
-      }),
+    return runLeaf(
+      this,
+      [this.weight],
+      [x],
+      ([input], [w]) =>
+        tf.tidy(() => {
+          const lead = input.shape.slice(0, -1);
+          return tf
+            .matMul(input.reshape([-1, this.embeddingDim]), w, false, true)
+            .reshape([...lead, this.numEmbeddings]);
+        }),
+      ([input], [w], dy) =>
+        tf.tidy(() => {
+          const dy2 = dy.reshape([-1, this.numEmbeddings]);
+          const dx = tf.matMul(dy2, w).reshape(input.shape);
+          return [dx, tf.matMul(dy2, input.reshape([-1, this.embeddingDim]), true, false)];
+        }),
     );
   }
 }
