@@ -2,7 +2,8 @@
  * The parameter access hook of ZeRO stage 3: each leaf layer's partitioned weights are all-gathered from
  * the ranks' shards just before the leaf computes and disposed right after. With `recomputeLeaves` the
  * leaf's forward is not taped, so backward gathers the weights again to recompute the leaf's local
- * gradient (DeepSpeed gathers twice too). Persistent (small) parameters stay whole and are used as is.
+ * gradient (DeepSpeed gathers twice too; leaves with a `LeafBackward`, e.g. Linear, do not re-run their forward).
+ * Persistent (small) parameters stay whole and are used as is.
  *
  * Prefetch (`stage3_prefetch_bucket_size`, as DeepSpeed's PartitionedParameterCoordinator): the first
  * forward+backward records the order of gathers (the trace, see {@link GatherTrace}). From then on, when a
