@@ -12,6 +12,9 @@ import { initialize, manualSeed, withParameterFactory, type ZeroFlowPlugin } fro
 import { GPT } from '@zeroflow/models';
 import { loadZeroPackage, PRESETS, type Preset, ZERO_PREFIX, type ZeroRankResult } from './zero-shared.js';
 
+/** PyTorch DDP's default bucket (25 MiB of fp32), used for ZeroFlow's reduce and all-gather buckets too. */
+const BUCKET_ELEMENTS = (25 * 2 ** 20) / 4;
+
 function envInt(name: string, fallback: number): number {
   const v = process.env[name];
   return v ? Number(v) : fallback;
@@ -79,7 +82,15 @@ async function main(): Promise<void> {
       train_micro_batch_size_per_gpu: preset.micro,
       gradient_accumulation_steps: 1,
       optimizer: { type: 'AdamW', params: { lr: 1e-3, weight_decay: 0.1 } },
-      zero_optimization: stage === 3 ? { stage, stage3_param_persistence_threshold: persistence } : { stage },
+      zero_optimization: {
+        stage,
+        // buckets of the peer's size (PyTorch DDP's bucket_cap_mb 25 = 6.55 M fp32 elements) rather than
+        // DeepSpeed's 5e8 elements, whose stage 1-3 staging alone would be 0.7 GiB per rank on `small`
+        reduce_bucket_size: BUCKET_ELEMENTS,
+        ...(stage === 3
+          ? { stage3_param_persistence_threshold: persistence }
+          : { allgather_bucket_size: BUCKET_ELEMENTS }),
+      },
       steps_per_print: 1_000_000,
     },
   });

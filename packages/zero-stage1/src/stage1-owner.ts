@@ -19,6 +19,7 @@ import {
   type MixedPrecisionLayout,
   mixedPrecisionLayout,
   type OwnerState,
+  optimizerStateBytes,
   ownerParameters,
   type Parameter,
   type PluginContext,
@@ -232,9 +233,7 @@ export class Stage1Owner implements GradientOwner {
    * `stepWorkspace` (transient fp32 gradient shard) and `materializedParameters` (Parameter.tensor copies).
    */
   memoryReport(): Record<string, number> {
-    let optimizerBytes = 0;
-    for (const g of this.optimizer.stateDict().groups)
-      for (const v of Object.values(g.buffers)) optimizerBytes += v.byteLength;
+    const optimizerBytes = optimizerStateBytes(this.optimizer);
     const report: Record<string, number> = {
       parameters: this.half ? this.half.halfBytes : this.params!.reduce((a, p) => a + p.byteLength, 0),
       gradients: this.grads.reduce((a, g) => a + g.byteLength, 0),

@@ -18,6 +18,7 @@ import {
   type MixedPrecisionLayout,
   mixedPrecisionLayout,
   type OwnerState,
+  optimizerStateBytes,
   ownerParameters,
   type Parameter,
   type PluginContext,
@@ -243,9 +244,7 @@ export class Stage2Owner implements GradientOwner {
    * `materializedParameters` (amp) fp32 copies read through `Parameter.tensor`.
    */
   memoryReport(): Record<string, number> {
-    let optimizerBytes = 0;
-    for (const g of this.optimizer.stateDict().groups)
-      for (const v of Object.values(g.buffers)) optimizerBytes += v.byteLength;
+    const optimizerBytes = optimizerStateBytes(this.optimizer);
     const report: Record<string, number> = {
       parameters: this.half ? this.half.halfBytes : this.params!.reduce((a, p) => a + p.byteLength, 0),
       gradients: this.shardGrads.reduce((a, g) => a + g.byteLength, 0),

@@ -105,10 +105,10 @@ export class HeaderedAllGather {
   }
 
   /**
-   * Waits for a launched gather, checks every rank's header, and unpacks the full values (fp32, or the
-   * 16-bit bit patterns under amp: the caller widens them just in time).
+   * Waits for a launched gather, checks every rank's header, and unpacks the full values (fp32 arrays from
+   * `alloc`, or the 16-bit bit patterns under amp: the caller widens them just in time).
    */
-  complete(p: PendingGather): FlatBuffer[] {
+  complete(p: PendingGather, alloc: (length: number) => Float32Array = (n) => new Float32Array(n)): FlatBuffer[] {
     const { slots, block, id, staging, leaf } = p;
     const n = this.comm?.size ?? 1;
     const output = staging.output;
@@ -128,7 +128,7 @@ export class HeaderedAllGather {
       }
       let off = this.headerLength;
       return slots.map((s) => {
-        const full = this.format ? new Uint16Array(s.param.size) : new Float32Array(s.param.size);
+        const full = this.format ? new Uint16Array(s.param.size) : alloc(s.param.size);
         for (let q = 0; q < n; q++) {
           const start = q * s.chunk;
           const len = Math.min(s.chunk, full.length - start);

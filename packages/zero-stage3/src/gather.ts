@@ -2,7 +2,7 @@
  * The parameter access hook of ZeRO stage 3: each leaf layer's partitioned weights are all-gathered from
  * the ranks' shards just before the leaf computes and disposed right after. With `recomputeLeaves` the
  * leaf's forward is not taped, so backward gathers the weights again to recompute the leaf's local
- * gradient (DeepSpeed gathers twice too; leaves with a `LeafBackward`, e.g. Linear, do not re-run their forward).
+ * gradient (DeepSpeed gathers twice too; a leaf with a `LeafBackward`, e.g. Linear, skips the re-run).
  * Persistent (small) parameters stay whole and are used as is.
  *
  * Prefetch (`stage3_prefetch_bucket_size`, as DeepSpeed's PartitionedParameterCoordinator): the first
@@ -40,6 +40,7 @@ import {
   ZeroFlowError,
 } from '@zeroflow/core';
 import { HeaderedAllGather, type PendingGather } from './all-gather.js';
+import { GatheredStorage } from './gathered-storage.js';
 import type { ParamSlot, Stage3Layout } from './layout.js';
 import { elementsOf, GatherTrace, sameSlots } from './trace.js';
 
@@ -74,6 +75,7 @@ interface TracedUse {
 export interface GatherStats {
   liveBytes: number;
   peakBytes: number;
+  /** All-gather staging plus gathered-weight arrays waiting for reuse. */
   stagingBytes: number;
   /** All-gathers issued (on demand and prefetched). */
   gathers: number;
@@ -93,6 +95,8 @@ export interface GatherStats {
 export class ShardGatherer implements ParameterAccess {
   readonly recomputeLeaves = true;
   private readonly gathered = new Set<tf.Tensor>();
+  /** The fp32 arrays behind gathered tensors, recycled from one gather to the next. */
+  private readonly storage = new GatheredStorage();
   /** amp: fp32 tensors widened from persistent parameters' 16-bit copies, freed at release. */
   private readonly widenedPersistent = new Set<tf.Tensor>();
   /** Bytes per gathered element held (4, or 2 under amp). */
@@ -143,7 +147,7 @@ export class ShardGatherer implements ParameterAccess {
 
   /** fp32 values of a gathered buffer: itself, or a fresh widening of 16-bit bit patterns. */
   private toFloat32(v: FlatBuffer): Float32Array {
-    return v instanceof Float32Array ? v : widen(v, this.opts.format ?? 'bf16', new Float32Array(v.length));
+    return v instanceof Float32Array ? v : widen(v, this.opts.format ?? 'bf16', this.storage.take(v.length));
   }
 
   private get prefetchElements(): number {
@@ -200,7 +204,7 @@ export class ShardGatherer implements ParameterAccess {
     );
     todo.forEach((t, k) => {
       // widened just in time under amp: the 16-bit values stay what is gathered and kept
-      const w = tf.tensor(this.toFloat32(values[k]), t.slot.param.shape, 'float32');
+      const w = this.storage.tensor(this.toFloat32(values[k]), t.slot.param.shape);
       this.gathered.add(w);
       if (record) this.traced.set(w, record);
       out[t.i] = w;
@@ -225,7 +229,8 @@ export class ShardGatherer implements ParameterAccess {
       }
       if (!this.gathered.delete(w)) continue;
       if (keep < 0) this.liveElements -= w.size;
-      w.dispose();
+      // fp32 weights are the gathered values themselves: kept ones must stay; under amp they are widened copies
+      this.storage.dispose(w, keep >= 0 && !this.opts.format);
     }
   }
 
@@ -263,7 +268,7 @@ export class ShardGatherer implements ParameterAccess {
     return {
       liveBytes: this.liveElements * this.elementBytes,
       peakBytes: this.peakElements * this.elementBytes,
-      stagingBytes: this.collective.stagingBytes,
+      stagingBytes: this.collective.stagingBytes + this.storage.bytes,
       ...this.counts,
     };
   }
@@ -377,7 +382,7 @@ export class ShardGatherer implements ParameterAccess {
     let failure: unknown = null;
     for (const p of ahead) {
       try {
-        this.complete(p);
+        for (const v of this.complete(p)) if (v instanceof Float32Array) this.storage.give(v);
       } catch (e) {
         failure ??= e;
       }
@@ -403,6 +408,6 @@ export class ShardGatherer implements ParameterAccess {
   }
 
   private complete(p: PendingGather): FlatBuffer[] {
-    return this.collective.complete(p);
+    return this.collective.complete(p, (n) => this.storage.take(n));
   }
 }

@@ -8,6 +8,7 @@ import {
   type MixedPrecisionLayout,
   mixedPrecisionLayout,
   type OwnerState,
+  optimizerStateBytes,
   type Parameter,
   type PluginContext,
   type ProcessGroup,
@@ -297,9 +298,7 @@ export class Stage3Owner implements GradientOwner {
    * `gatherBuffers` the all-gather staging buffers, `buffers` parameters that are not trained.
    */
   memoryReport(): Record<string, number> {
-    let optimizerBytes = 0;
-    for (const g of this.optimizer.stateDict().groups)
-      for (const v of Object.values(g.buffers)) optimizerBytes += v.byteLength;
+    const optimizerBytes = optimizerStateBytes(this.optimizer);
     const stats = this.gatherer.stats;
     let buffers = 0;
     for (const { param } of this.ctx.parameters)

@@ -2,7 +2,7 @@ import type { ProcessGroup } from '../comm/types.js';
 import { ZeroFlowError } from '../errors.js';
 import type { Parameter } from '../nn/parameter.js';
 import { acceptsGradScale } from '../optim/flat-optimizer.js';
-import type { FlatOptimizer } from '../optim/types.js';
+import { type FlatOptimizer, optimizerStateBytes } from '../optim/types.js';
 import type { GradientOwner, OwnerState, PluginContext, StepOutcome, ZeroFlowPlugin } from '../plugin.js';
 import { CORE_VERSION } from '../version.js';
 import { unscaleAndClip } from '../zero/collectives.js';
@@ -192,9 +192,7 @@ export class Stage0Owner implements GradientOwner {
    * `materializedParameters` fp32 copies read through `Parameter.tensor` since the last step (not model states).
    */
   memoryReport(): Record<string, number> {
-    const sd = this.optimizer.stateDict();
-    let optimizerBytes = 0;
-    for (const g of sd.groups) for (const v of Object.values(g.buffers)) optimizerBytes += v.byteLength;
+    const optimizerBytes = optimizerStateBytes(this.optimizer);
     const report: Record<string, number> = {
       parameters: this.half ? this.half.halfBytes : this.params!.reduce((a, p) => a + p.byteLength, 0),
       gradients: this.grads.buffers.reduce((a, g) => a + g.byteLength, 0),

@@ -107,6 +107,12 @@ export abstract class FlatOptimizerBase implements FlatOptimizer {
     return existing;
   }
 
+  stateBytes(): number {
+    let bytes = 0;
+    for (const state of this.groupStates) for (const buf of Object.values(state.buffers)) bytes += buf.byteLength;
+    return bytes;
+  }
+
   stateDict(): OptimizerStateDict {
     return {
       type: this.type,

@@ -57,6 +57,19 @@ export interface FlatOptimizer {
   step(buffers: FlatGroupBuffers[]): void;
   stateDict(): OptimizerStateDict;
   loadStateDict(state: OptimizerStateDict): void;
+  /** Bytes of state held (moments, momentum...), without copying it as `stateDict` does. */
+  stateBytes?(): number;
+}
+
+/**
+ * Bytes of an optimizer's state: its `stateBytes()`, else summed over a `stateDict()` (a copy: avoid in
+ * memory reports of optimizers that can say it directly).
+ */
+export function optimizerStateBytes(optimizer: FlatOptimizer): number {
+  if (optimizer.stateBytes) return optimizer.stateBytes();
+  let bytes = 0;
+  for (const g of optimizer.stateDict().groups) for (const v of Object.values(g.buffers)) bytes += v.byteLength;
+  return bytes;
 }
 
 /** A learning-rate scheduler bound to an optimizer's param groups (DeepSpeed semantics). */
