@@ -9,6 +9,7 @@
  * `train-gpt` section of RESULTS.md. Usage: node --import tsx train-gpt.ts [--quick] (quick: no `peer-small`)
  */
 import { spawnSync } from 'node:child_process';
+import { setMatMulPrecision } from '@zeroflow/backend-native';
 import { backwardWithHooks, initialize, manualSeed, tf } from '@zeroflow/core';
 import { GPT, type GPTConfig } from '@zeroflow/models';
 import { DEFAULT_PEER_DIR, detectTorch, parsePeerOutput, peerArgs } from './peer.js';
@@ -38,7 +39,18 @@ function batch(micro: number, T: number, vocab: number, seed: number) {
 }
 
 const rows: string[] = [];
-const jsonRows: { preset: string; params: number; tokensPerSecBaseline: number; tokensPerSecEngine: number }[] = [];
+const jsonRows: {
+  preset: string;
+  params: number;
+  tokensPerSecBaseline: number;
+  tokensPerSecEngine: number;
+  /** The full step with the opt-in bf16 matmul on AMX (null where AMX is unavailable). */
+  tokensPerSecEngineBf16: number | null;
+}[] = [];
+// The opt-in bf16 compute of matmuls (ZEROFLOW_MATMUL_PRECISION=bf16), measured after the fp32 runs of each
+// preset to hold against PyTorch's bf16 autocast; null where AMX is unavailable.
+const amxBf16 = setMatMulPrecision('bf16') === 'bf16';
+setMatMulPrecision('fp32');
 for (const [name, p] of Object.entries(PRESETS)) {
   manualSeed(1);
   const model = new GPT(p);
@@ -71,6 +83,21 @@ for (const [name, p] of Object.entries(PRESETS)) {
     }
     full.push((steps * tokens * 1000) / (performance.now() - t));
   }
+  const bf16: number[] = [];
+  if (amxBf16) {
+    setMatMulPrecision('bf16');
+    engine.backward(() => model.loss(batch(p.micro, p.blockSize, p.vocabSize, 0))); // warm-up (AMX tiles)
+    await engine.step();
+    for (let r = 0; r < repeats; r++) {
+      const t = performance.now();
+      for (let s = 0; s < steps; s++) {
+        engine.backward(() => model.loss(batch(p.micro, p.blockSize, p.vocabSize, s)));
+        await engine.step();
+      }
+      bf16.push((steps * tokens * 1000) / (performance.now() - t));
+    }
+    setMatMulPrecision('fp32');
+  }
   const b = stats(base);
   const f = stats(full);
   const line = `| ${name} | ${(model.numParameters() / 1e6).toFixed(2)} M | ${p.micro}x${p.blockSize} | ${b.median.toFixed(0)} (${b.min.toFixed(0)}-${b.max.toFixed(0)}) | ${f.median.toFixed(0)} (${f.min.toFixed(0)}-${f.max.toFixed(0)}) | ${(f.median / b.median).toFixed(3)} |`;
@@ -81,6 +108,7 @@ for (const [name, p] of Object.entries(PRESETS)) {
     params: model.numParameters(),
     tokensPerSecBaseline: b.median,
     tokensPerSecEngine: f.median,
+    tokensPerSecEngineBf16: bf16.length ? stats(bf16).median : null,
   });
   await engine.close();
   model.dispose();
@@ -117,7 +145,9 @@ function runPeer(): { rows: string[]; commands: string[]; version: string } | nu
       if (rec.status !== 'ok') throw new Error(`gpt_peer ${preset} ${dtype} failed: ${r.stderr.slice(-1500)}`);
       perDtype[dtype] = Number(rec.tokens_per_s);
     }
-    const line = `| ${row.preset} | ${row.tokensPerSecEngine.toFixed(0)} | ${perDtype.fp32.toFixed(0)} | ${(row.tokensPerSecEngine / perDtype.fp32).toFixed(2)} | ${perDtype.bf16.toFixed(0)} | ${(row.tokensPerSecEngine / perDtype.bf16).toFixed(2)} |`;
+    const zfBf16 = row.tokensPerSecEngineBf16;
+    const bf16Cells = zfBf16 ? `${zfBf16.toFixed(0)} | ${(zfBf16 / perDtype.bf16).toFixed(2)}` : '- | -';
+    const line = `| ${row.preset} | ${row.tokensPerSecEngine.toFixed(0)} | ${perDtype.fp32.toFixed(0)} | ${(row.tokensPerSecEngine / perDtype.fp32).toFixed(2)} | ${perDtype.bf16.toFixed(0)} | ${bf16Cells} |`;
     console.log(line);
     rows.push(line);
   }
@@ -127,10 +157,12 @@ const peer = runPeer();
 const peerText = peer
   ? `### Against the PyTorch peer, run right after in this benchmark (torch ${peer.version})
 
-| preset | ZeroFlow full step, tokens/s | PyTorch fp32, tokens/s | ZeroFlow / PyTorch fp32 | PyTorch bf16 autocast (AMX), tokens/s | ZeroFlow / PyTorch bf16 |
-|---|---|---|---|---|---|
+| preset | ZeroFlow full step, tokens/s | PyTorch fp32, tokens/s | ZeroFlow / PyTorch fp32 | PyTorch bf16 autocast (AMX), tokens/s | ZeroFlow with bf16 matmul (AMX, opt-in), tokens/s | ZeroFlow bf16 matmul / PyTorch bf16 |
+|---|---|---|---|---|---|---|
 ${peer.rows.join('\n')}
 
+ZeroFlow's bf16 column is the same engine step with \`ZEROFLOW_MATMUL_PRECISION=bf16\` (matmul inputs rounded
+to bf16, fp32 accumulation on AMX, forward and backward; everything else fp32), measured after the fp32 runs.
 Peer commands: ${peer.commands.map((c) => `\`${c}\``).join(', ')}. One peer run each (its own median over
 measured steps); the host is shared, so read ratios within the peer's measured 5-25% run-to-run spread.`
   : 'The PyTorch peer was not run (no python3-torch: `node --import tsx peer.ts --install-peer` as root installs it).';

@@ -168,6 +168,9 @@ stage 2 4 Psi + 12 Psi/N, stage 3 16 Psi/N. Gradients as the owner reports them 
 buckets (stage 2 and 3), so a ratio above 1 there is the bucket pool. Other owner buffers (communication
 staging, gathered stage-3 parameters, ...) are listed but not counted. Peak RSS is \`resourceUsage().maxRSS\`
 of the rank over its whole run; RSS after GC is \`memoryUsage().rss\` after \`global.gc()\` at the end.
+Buckets are the peer's: \`reduce_bucket_size\` (and \`allgather_bucket_size\` at stages 1-2) 6.55 M elements,
+PyTorch DDP's 25 MiB \`bucket_cap_mb\`, instead of DeepSpeed's 5e8-element default (whose stage 1-3 staging
+alone is 0.7 GiB per rank on \`small\`).
 Tokens/s: micro-batch 8 per rank, ${steps} measured step(s) after ${warmup} warm-up step(s) (\`small\`: ${stepsFor('small').steps} after 1), a step taking as
 long as its slowest rank; each rank has max(1, cores / ranks) native threads. All ranks share this
 machine's cores, so more ranks than cores cannot scale: the ratios show what each stage's communication and
