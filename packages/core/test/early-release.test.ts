@@ -89,8 +89,10 @@ describe('backward frees what each node used as soon as it ran', () => {
     const x = tf.randomNormal([512, 256], 0, 1, 'float32', 6);
     const { bytes } = hookedGrads(net, x);
     // first delivery: the last layer's weight, with every activation of the chain still saved; last one: the
-    // first layer's, when a tfjs-only backward would also hold every intermediate gradient
+    // first layer's, when a tfjs-only backward would hold more than at the first (every intermediate gradient
+    // too). What is left is the parameters, the input and the first layer's own activations.
     expect(bytes.length).toBe(16);
-    expect(bytes[bytes.length - 1]).toBeLessThan(bytes[0] * 0.25);
+    expect(bytes[bytes.length - 1]).toBeLessThan(bytes[0] * 0.35);
+    for (let i = 2; i < bytes.length; i += 2) expect(bytes[i]).toBeLessThan(bytes[i - 2]);
   });
 });

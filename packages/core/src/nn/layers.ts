@@ -45,25 +45,43 @@ export class Linear extends Module {
       this,
       params,
       [x],
-      ([input], [w, b]) =>
-        tf.tidy(() => {
-          const lead = input.shape.slice(0, -1);
-          const x2 = input.reshape([-1, this.inFeatures]);
-          const y = tf.matMul(x2, w, false, this.layout === 'out_in');
-          const yb = b ? tf.add(y, b) : y;
-          return yb.reshape([...lead, this.outFeatures]);
-        }),
-      ([input], [w, b], dy) =>
-        tf.tidy(() => {
-          // tfjs's own gradients of the matMul and the broadcast bias add, without the forward
-          const x2 = input.reshape([-1, this.inFeatures]);
-          const dy2 = dy.reshape([-1, this.outFeatures]);
-          const outIn = this.layout === 'out_in';
-          const dx = tf.matMul(dy2, w, false, !outIn).reshape(input.shape);
-          const dw = outIn ? tf.matMul(dy2, x2, true, false) : tf.matMul(x2, dy2, true, false);
-          return b ? [dx, dw, tf.sum(dy2, 0)] : [dx, dw];
-        }),
+      ([input], weights) => {
+        // One taped op: the product with the bias folded into it (_FusedMatMul: no separate pass over y for
+        // the bias), its backward written out once for the tape and for recomputing accesses (ZeRO-3).
+        const op = tf.customGrad(((xIn: tf.Tensor, ...rest: unknown[]) => {
+          const save = rest.pop() as (tensors: tf.Tensor[]) => void;
+          const ws = rest as tf.Tensor[];
+          save([xIn, ...ws]);
+          return {
+            value: this.product(xIn, ws),
+            gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => this.gradients(saved[0], saved.slice(1), dy),
+          };
+        }) as unknown as Parameters<typeof tf.customGrad>[0]);
+        return (op as (...ts: tf.Tensor[]) => tf.Tensor)(input, ...weights);
+      },
+      ([input], weights, dy) => this.gradients(input, weights, dy),
     );
+  }
+
+  private product(input: tf.Tensor, [w, b]: tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const lead = input.shape.slice(0, -1);
+      const x2 = input.reshape([-1, this.inFeatures]) as tf.Tensor2D;
+      const y = tf.fused.matMul({ a: x2, b: w as tf.Tensor2D, transposeB: this.layout === 'out_in', bias: b });
+      return y.reshape([...lead, this.outFeatures]);
+    });
+  }
+
+  /** d/dx, d/dW (and d/db) for dy: tfjs's gradients of a matMul and a broadcast bias add. */
+  private gradients(input: tf.Tensor, [w, b]: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
+    return tf.tidy(() => {
+      const x2 = input.reshape([-1, this.inFeatures]);
+      const dy2 = dy.reshape([-1, this.outFeatures]);
+      const outIn = this.layout === 'out_in';
+      const dx = tf.matMul(dy2, w, false, !outIn).reshape(input.shape);
+      const dw = outIn ? tf.matMul(dy2, x2, true, false) : tf.matMul(x2, dy2, true, false);
+      return b ? [dx, dw, tf.sum(dy2, 0)] : [dx, dw];
+    });
   }
 }
 
