@@ -26,7 +26,7 @@ const PRESETS: Record<string, GPTConfig & { micro: number; blockSize: number }> 
 };
 const repeats = quick ? 2 : 3;
 const stepsFor = (name: string) =>
-  name.startsWith('peer-') ? (quick || name === 'peer-small' ? 1 : 2) : quick ? 4 : 8;
+  name.startsWith('peer-') ? (quick || name === 'peer-small' ? 1 : 4) : quick ? 4 : 8;
 
 function batch(micro: number, T: number, vocab: number, seed: number) {
   const ids = new Int32Array(micro * T);
