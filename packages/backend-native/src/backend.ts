@@ -44,6 +44,16 @@ export class NativeCpuBackend extends MathBackendCPU {
     return out;
   }
 
+  /**
+   * The float32 storage of a tensor lent for a synchronous read (core's engine hands gradients to their owner
+   * this way): unlike `readSync` it does not mark the buffer as read out, so the pool keeps recycling it. The
+   * caller must not keep it past the call. Undefined when the data is not a Float32Array of this backend.
+   */
+  [Symbol.for('zeroflow.borrowValues')](dataId: DataId): Float32Array | undefined {
+    const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
+    return values instanceof Float32Array ? values : undefined;
+  }
+
   override disposeData(dataId: DataId, force = false): boolean {
     const values = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
     const released = super.disposeData(dataId, force);

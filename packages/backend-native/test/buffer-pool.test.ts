@@ -73,6 +73,27 @@ describe.skipIf(!nativeBackendStatus()?.active)('the zeroflow-cpu backend with i
     tf.dispose([x, kept, view]);
   });
 
+  it('lends storage for a synchronous read without retiring it from the pool (what the engine does with gradients)', () => {
+    tf.setBackend(NATIVE);
+    const x = tf.tensor1d([1, 2, 3, 4, 5, 6, 7]);
+    const borrow = (t: tf.Tensor) =>
+      (backend() as unknown as Record<symbol, (id: object) => Float32Array>)[Symbol.for('zeroflow.borrowValues')](
+        t.dataId,
+      );
+    const lent = tf.exp(x);
+    const values = borrow(lent);
+    expect(values[0]).toBeCloseTo(Math.E, 5);
+    lent.dispose();
+    const next = tf.exp(x); // the same size: gets the lent buffer back
+    expect(borrow(next)).toBe(values);
+    const read = tf.neg(x);
+    const readOut = read.dataSync(); // readSync retires the buffer: its holder may keep it
+    read.dispose();
+    const after = tf.neg(x);
+    expect(borrow(after)).not.toBe(readOut);
+    tf.dispose([x, next, after]);
+  });
+
   it('trains without garbage: a repeated step reuses its buffers', () => {
     tf.setBackend(NATIVE);
     const w = tf.variable(tf.randomNormal([64, 64], 0, 0.1, 'float32', 1));

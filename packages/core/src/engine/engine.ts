@@ -34,6 +34,22 @@ import { loadCommPlugin, loadNativeBackend, loadPluginPackage, orderAndValidateP
 import { stage0Plugin } from './stage0-owner.js';
 import { resolveWorld } from './world.js';
 
+/** What a backend may offer to lend a tensor's storage for a synchronous read without marking it read out. */
+const BORROW = Symbol.for('zeroflow.borrowValues');
+
+/**
+ * A gradient's float32 values for the owner's synchronous `onGrad`: the backend's storage itself where it can
+ * lend it (zeroflow-cpu: its buffer pool then keeps recycling the buffer; `dataSync` would retire it, a fresh
+ * allocation per gradient per step), else `dataSync()`.
+ */
+function borrowValues(t: tf.Tensor): Float32Array {
+  const backend = tf.engine().backend as unknown as Record<
+    symbol,
+    ((dataId: object) => Float32Array | undefined) | undefined
+  >;
+  return backend[BORROW]?.(t.dataId) ?? (t.dataSync() as Float32Array);
+}
+
 /**
  * The training engine returned by `initialize`: forward+backward with gradient accumulation, the step at the
  * accumulation boundary (clip, optimizer, scheduler), counters, evaluation, checkpoints and monitoring.
@@ -204,7 +220,7 @@ export class Engine {
     const onUse = owner.onUse ? (p: Parameter) => owner.onUse!(p) : undefined;
     const amp = this.services.get('amp') as MixedPrecisionService | undefined;
     const onGrad = (p: Parameter, grad: tf.Tensor) => {
-      const g = grad.dataSync() as Float32Array;
+      const g = borrowValues(grad);
       if (!amp) return owner.onGrad(p, g);
       // round a copy: tfjs owns g
       if (this.gradScratch.length < g.length) this.gradScratch = new Float32Array(g.length);
