@@ -6,10 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
+#include "isa_level.h"
 #include "thread_pool.h"
 
 namespace zf {
@@ -51,16 +50,15 @@ struct Impl {
   Impl { ns::gelu_range, ns::gelu_grad_range, ns::layer_norm_rows, ns::layer_norm_grad_rows, ns::xent_rows, ns::xent_grad_rows }
 
 Impl pick() {
-  const char* cap = std::getenv("ZEROFLOW_POINTWISE_ISA");
-  const bool allow512 = !cap || std::strcmp(cap, "avx512") == 0;
-  const bool allow2 = allow512 || (cap && std::strcmp(cap, "avx2") == 0);
 #ifdef ZF_FUSED_X86
-  __builtin_cpu_init();
-  if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) {
-    return ZF_FUSED_IMPL(avx512);
+  switch (pointwise_isa_level(true)) {
+    case IsaLevel::avx512:
+      return ZF_FUSED_IMPL(avx512);
+    case IsaLevel::avx2:
+      return ZF_FUSED_IMPL(avx2);
+    case IsaLevel::generic:
+      break;
   }
-  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ZF_FUSED_IMPL(avx2);
 #endif
   return ZF_FUSED_IMPL(generic);
 }

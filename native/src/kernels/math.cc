@@ -9,9 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 
+#include "isa_level.h"
 #include "thread_pool.h"
 
 namespace zf {
@@ -164,17 +163,15 @@ struct Impl {
   }
 
 Impl pick() {
-  const char* cap = std::getenv("ZEROFLOW_POINTWISE_ISA");
-  const bool allow512 = !cap || std::strcmp(cap, "avx512") == 0;
-  const bool allow2 = allow512 || (cap && std::strcmp(cap, "avx2") == 0);
 #ifdef ZF_MATH_X86
-  __builtin_cpu_init();
-  if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) {
-    return ZF_MATH_IMPL(avx512, "avx512");
+  switch (pointwise_isa_level(true)) {
+    case IsaLevel::avx512:
+      return ZF_MATH_IMPL(avx512, "avx512");
+    case IsaLevel::avx2:
+      return ZF_MATH_IMPL(avx2, "avx2+f16c");
+    case IsaLevel::generic:
+      break;
   }
-  // F16C has no __builtin_cpu_supports name in older compilers; every AVX2 CPU has it (Haswell onwards).
-  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ZF_MATH_IMPL(avx2, "avx2+f16c");
 #endif
   return ZF_MATH_IMPL(generic, "generic");
 }

@@ -8,10 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
+#include "isa_level.h"
 #include "thread_pool.h"
 
 namespace zf {
@@ -58,17 +57,15 @@ struct Impl {
   }
 
 Impl pick() {
-  // ZEROFLOW_POINTWISE_ISA=avx2|generic caps the choice (tests compare the paths bit for bit).
-  const char* cap = std::getenv("ZEROFLOW_POINTWISE_ISA");
-  const bool allow512 = !cap || std::strcmp(cap, "avx512") == 0;
-  const bool allow2 = allow512 || (cap && std::strcmp(cap, "avx2") == 0);
 #ifdef ZF_POINTWISE_X86
-  __builtin_cpu_init();
-  if (allow512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl")) {
-    return ZF_IMPL(avx512, "avx512");
+  switch (pointwise_isa_level(false)) {
+    case IsaLevel::avx512:
+      return ZF_IMPL(avx512, "avx512");
+    case IsaLevel::avx2:
+      return ZF_IMPL(avx2, "avx2");
+    case IsaLevel::generic:
+      break;
   }
-  if (allow2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return ZF_IMPL(avx2, "avx2");
 #endif
   return ZF_IMPL(generic, "generic");
 }
