@@ -21,6 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ZeroFlowPlugin } from '@zeroflow/core';
 import { machineLine, stats, writeJson, writeSection } from './results-file.js';
 import { runRankJob } from './spawn-ranks.js';
+import { syntheticBatch } from './synthetic-batch.js';
 import { loadZeroPackage, PRESETS } from './zero-shared.js';
 
 const PREFIX = '@@amp ';
@@ -91,14 +92,9 @@ async function rankMain(): Promise<void> {
   let wireAtWarmup = 0;
   for (let s = 0; s < warmup + steps; s++) {
     if (s === warmup) wireAtWarmup = wire();
-    const ids = new Int32Array(preset.micro * preset.blockSize);
-    const targets = new Int32Array(ids.length);
-    for (let i = 0; i < ids.length; i++) {
-      ids[i] = (i * 2654435761 + (s * worldSize + rank) * 97) % preset.vocabSize;
-      targets[i] = (ids[i] * 31 + 7) % preset.vocabSize;
-    }
+    const batch = syntheticBatch(preset.micro, preset.blockSize, preset.vocabSize, s * worldSize + rank);
     const t0 = performance.now();
-    engine.backward(() => model.loss({ inputIds: ids, targets, shape: [preset.micro, preset.blockSize] }));
+    engine.backward(() => model.loss(batch));
     await engine.step();
     if (s >= warmup) seconds.push((performance.now() - t0) / 1000);
   }

@@ -17,6 +17,7 @@ import {
   type RankResult,
   RESULT_PREFIX,
 } from './comm-shared.js';
+import { syntheticBatch } from './synthetic-batch.js';
 
 function report(r: RankResult): void {
   process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(r)}\n`);
@@ -111,16 +112,7 @@ async function collectives(backend: string): Promise<void> {
   await close();
 }
 
-function syntheticBatch(seed: number) {
-  const { blockSize: T, vocabSize: V } = GPT_EXAMPLE;
-  const ids = new Int32Array(MICRO_BATCH * T);
-  const targets = new Int32Array(MICRO_BATCH * T);
-  for (let i = 0; i < ids.length; i++) {
-    ids[i] = (i * 2654435761 + seed * 97) % V;
-    targets[i] = (ids[i] * 31 + 7) % V;
-  }
-  return { inputIds: ids, targets, shape: [MICRO_BATCH, T] as [number, number] };
-}
+const exampleBatch = (seed: number) => syntheticBatch(MICRO_BATCH, GPT_EXAMPLE.blockSize, GPT_EXAMPLE.vocabSize, seed);
 
 async function train(backend: string): Promise<void> {
   const worldSize = envInt('WORLD_SIZE', 1);
@@ -144,7 +136,7 @@ async function train(backend: string): Promise<void> {
   const seconds: number[] = [];
   for (let s = 0; s < warmup + steps; s++) {
     // each rank trains on its own samples, as a data-parallel job does
-    const batch = syntheticBatch(s * worldSize + rank);
+    const batch = exampleBatch(s * worldSize + rank);
     const t0 = performance.now();
     engine.backward(() => model.loss(batch));
     await engine.step();

@@ -14,6 +14,7 @@ import { nativeBackendStatus, nativeFlatKernels, nativeKernelsAddon } from '@zer
 import { backwardWithHooks, halfKernels, manualSeed, narrow, setHalfKernels, tf, widen } from '@zeroflow/core';
 import { GPT, type GPTConfig } from '@zeroflow/models';
 import { machineLine, stats, writeJson, writeSection } from './results-file.js';
+import { syntheticBatch } from './synthetic-batch.js';
 
 const quick = process.argv.includes('--quick');
 const profileChild = process.argv.includes('--profile-json');
@@ -34,15 +35,7 @@ async function profileStep(backend: string): Promise<Profile> {
   manualSeed(1);
   const p = GPT_PRESET;
   const gpt = new GPT(p);
-  const batch = (seed: number) => {
-    const ids = new Int32Array(p.micro * p.blockSize);
-    const targets = new Int32Array(ids.length);
-    for (let i = 0; i < ids.length; i++) {
-      ids[i] = (i * 2654435761 + seed * 97) % p.vocabSize;
-      targets[i] = (ids[i] * 31 + 7) % p.vocabSize;
-    }
-    return { inputIds: ids, targets, shape: [p.micro, p.blockSize] as [number, number] };
-  };
+  const batch = (seed: number) => syntheticBatch(p.micro, p.blockSize, p.vocabSize, seed);
   const step = (seed: number) =>
     backwardWithHooks(
       () => gpt.loss(batch(seed)),

@@ -14,6 +14,7 @@ import { backwardWithHooks, initialize, manualSeed, tf } from '@zeroflow/core';
 import { GPT, type GPTConfig } from '@zeroflow/models';
 import { DEFAULT_PEER_DIR, detectTorch, parsePeerOutput, peerArgs } from './peer.js';
 import { machineLine, stats, writeJson, writeSection } from './results-file.js';
+import { syntheticBatch } from './synthetic-batch.js';
 
 const quick = process.argv.includes('--quick');
 const PRESETS: Record<string, GPTConfig & { micro: number; blockSize: number }> = {
@@ -27,16 +28,6 @@ const PRESETS: Record<string, GPTConfig & { micro: number; blockSize: number }> 
 const repeats = quick ? 2 : 3;
 const stepsFor = (name: string) =>
   name.startsWith('peer-') ? (quick || name === 'peer-small' ? 1 : 4) : quick ? 4 : 8;
-
-function batch(micro: number, T: number, vocab: number, seed: number) {
-  const ids = new Int32Array(micro * T);
-  const tg = new Int32Array(micro * T);
-  for (let i = 0; i < ids.length; i++) {
-    ids[i] = (i * 2654435761 + seed * 97) % vocab;
-    tg[i] = (ids[i] * 31 + 7) % vocab;
-  }
-  return { inputIds: ids, targets: tg, shape: [micro, T] as [number, number] };
-}
 
 const rows: string[] = [];
 const jsonRows: {
@@ -64,7 +55,7 @@ for (const [name, p] of Object.entries(PRESETS)) {
   const tokens = p.micro * p.blockSize;
   const steps = stepsFor(name);
   // warm-up (first-call kernel setup)
-  engine.backward(() => model.loss(batch(p.micro, p.blockSize, p.vocabSize, 0)));
+  engine.backward(() => model.loss(syntheticBatch(p.micro, p.blockSize, p.vocabSize, 0)));
   await engine.step();
   const base: number[] = [];
   const full: number[] = [];
@@ -72,13 +63,13 @@ for (const [name, p] of Object.entries(PRESETS)) {
     let t = performance.now();
     for (let s = 0; s < steps; s++)
       backwardWithHooks(
-        () => model.loss(batch(p.micro, p.blockSize, p.vocabSize, s)),
+        () => model.loss(syntheticBatch(p.micro, p.blockSize, p.vocabSize, s)),
         () => {},
       );
     base.push((steps * tokens * 1000) / (performance.now() - t));
     t = performance.now();
     for (let s = 0; s < steps; s++) {
-      engine.backward(() => model.loss(batch(p.micro, p.blockSize, p.vocabSize, s)));
+      engine.backward(() => model.loss(syntheticBatch(p.micro, p.blockSize, p.vocabSize, s)));
       await engine.step();
     }
     full.push((steps * tokens * 1000) / (performance.now() - t));
@@ -86,12 +77,12 @@ for (const [name, p] of Object.entries(PRESETS)) {
   const bf16: number[] = [];
   if (amxBf16) {
     setMatMulPrecision('bf16');
-    engine.backward(() => model.loss(batch(p.micro, p.blockSize, p.vocabSize, 0))); // warm-up (AMX tiles)
+    engine.backward(() => model.loss(syntheticBatch(p.micro, p.blockSize, p.vocabSize, 0))); // warm-up (AMX tiles)
     await engine.step();
     for (let r = 0; r < repeats; r++) {
       const t = performance.now();
       for (let s = 0; s < steps; s++) {
-        engine.backward(() => model.loss(batch(p.micro, p.blockSize, p.vocabSize, s)));
+        engine.backward(() => model.loss(syntheticBatch(p.micro, p.blockSize, p.vocabSize, s)));
         await engine.step();
       }
       bf16.push((steps * tokens * 1000) / (performance.now() - t));

@@ -10,7 +10,8 @@
 import '@zeroflow/backend-native';
 import { initialize, manualSeed, withParameterFactory, type ZeroFlowPlugin } from '@zeroflow/core';
 import { GPT } from '@zeroflow/models';
-import { loadZeroPackage, PRESETS, type Preset, ZERO_PREFIX, type ZeroRankResult } from './zero-shared.js';
+import { syntheticBatch } from './synthetic-batch.js';
+import { loadZeroPackage, PRESETS, ZERO_PREFIX, type ZeroRankResult } from './zero-shared.js';
 
 /** PyTorch DDP's default bucket (25 MiB of fp32), used for ZeroFlow's reduce and all-gather buckets too. */
 const BUCKET_ELEMENTS = (25 * 2 ** 20) / 4;
@@ -18,16 +19,6 @@ const BUCKET_ELEMENTS = (25 * 2 ** 20) / 4;
 function envInt(name: string, fallback: number): number {
   const v = process.env[name];
   return v ? Number(v) : fallback;
-}
-
-function syntheticBatch(p: Preset, seed: number) {
-  const ids = new Int32Array(p.micro * p.blockSize);
-  const targets = new Int32Array(ids.length);
-  for (let i = 0; i < ids.length; i++) {
-    ids[i] = (i * 2654435761 + seed * 97) % p.vocabSize;
-    targets[i] = (ids[i] * 31 + 7) % p.vocabSize;
-  }
-  return { inputIds: ids, targets, shape: [p.micro, p.blockSize] as [number, number] };
 }
 
 /** Bytes of the process after a full collection (needs --expose-gc; without it, just the current RSS). */
@@ -97,7 +88,7 @@ async function main(): Promise<void> {
   const seconds: number[] = [];
   for (let s = 0; s < warmup + steps; s++) {
     // each rank trains on its own samples, as a data-parallel job does
-    const batch = syntheticBatch(preset, s * worldSize + rank);
+    const batch = syntheticBatch(preset.micro, preset.blockSize, preset.vocabSize, s * worldSize + rank);
     const t0 = performance.now();
     engine.backward(() => model.loss(batch));
     await engine.step();
