@@ -22,24 +22,18 @@ import {
 import { HeaderedAllGather } from './all-gather.js';
 import { checkStage3Config, PACKAGE_NAME, type Stage3Settings } from './config.js';
 import { takeFactoryShard } from './factory.js';
-import { ShardGatherer } from './gather.js';
+import { type GatherStats, ShardGatherer } from './gather.js';
 import { ShardGradientReducer } from './grad-reducer.js';
 import { HalfShards } from './half-shards.js';
 import { copyChunk, layoutStage3, type ParamSlot, type Stage3Layout } from './layout.js';
 
-/** What {@link Stage3Owner.stats} reports. */
-export interface Stage3Stats {
+/** What {@link Stage3Owner.stats} reports: the gatherer's counters, the reduce buckets and the parameter split. */
+export type Stage3Stats = Omit<GatherStats, 'liveBytes' | 'peakBytes' | 'stagingBytes'> & {
   buckets: number;
   bufferBytes: number;
-  gathers: number;
-  prefetches: number;
-  prefetchHits: number;
-  prefetchDiscarded: number;
-  traceInvalidations: number;
-  reuses: number;
   persistent: number;
   partitioned: number;
-}
+};
 
 /**
  * ZeRO stage 3: parameters, gradients and optimizer state partitioned between data-parallel ranks.
@@ -329,16 +323,11 @@ export class Stage3Owner implements GradientOwner {
    * prefetches discarded, trace invalidations, reuses of kept weights), for reports and tests.
    */
   get stats(): Stage3Stats {
-    const g = this.gatherer.stats;
+    const { liveBytes: _live, peakBytes: _peak, stagingBytes: _staging, ...counts } = this.gatherer.stats;
     return {
       buckets: this.reducer.count,
       bufferBytes: this.reducer.bufferBytes,
-      gathers: g.gathers,
-      prefetches: g.prefetches,
-      prefetchHits: g.prefetchHits,
-      prefetchDiscarded: g.prefetchDiscarded,
-      traceInvalidations: g.traceInvalidations,
-      reuses: g.reuses,
+      ...counts,
       persistent: this.persistent.length,
       partitioned: this.layout.ordered.length - this.persistent.length,
     };
