@@ -1,5 +1,6 @@
 import { ZeroFlowError } from '../errors.js';
 import type { Parameter } from '../nn/parameter.js';
+import { scaleSumOfSquares } from '../optim/flat-loops.js';
 import type { FlatSegment } from '../optim/types.js';
 import type { NamedParameter } from '../plugin.js';
 
@@ -86,9 +87,10 @@ export function bindParametersToBuffer(group: FlatGroup, buffer: Float32Array): 
   }
 }
 
-/** Sum of squares of `a` (float64 accumulation, so the global norm does not depend on summation blocks). */
+/**
+ * Sum of squares of `a` in float64, in the fixed block/lane order of the engine's gradient norm
+ * (`scaleSumOfSquares`, native where installed): the same bits as the norm the owners compute.
+ */
 export function sumOfSquares(a: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
-  return s;
+  return scaleSumOfSquares(a, 1);
 }
