@@ -15,6 +15,28 @@ export interface LinearOptions {
   initStd?: number;
 }
 
+/**
+ * d/dx, d/dW (and d/db) of y = x W (+ b) over the last axis for dy, with W stored [in, out] or, `outIn`,
+ * [out, in]: tfjs's gradients of a matMul and a broadcast bias add. Linear and the tied LM head use it.
+ */
+function projectionGradients(
+  input: tf.Tensor,
+  w: tf.Tensor,
+  b: tf.Tensor | null,
+  dy: tf.Tensor,
+  outIn: boolean,
+): tf.Tensor[] {
+  return tf.tidy(() => {
+    const [rows, cols] = w.shape as [number, number];
+    const [inF, outF] = outIn ? [cols, rows] : [rows, cols];
+    const x2 = input.reshape([-1, inF]);
+    const dy2 = dy.reshape([-1, outF]);
+    const dx = tf.matMul(dy2, w, false, !outIn).reshape(input.shape);
+    const dw = outIn ? tf.matMul(dy2, x2, true, false) : tf.matMul(x2, dy2, true, false);
+    return b ? [dx, dw, tf.sum(dy2, 0)] : [dx, dw];
+  });
+}
+
 /** y = x W (+ b) over the last axis of x. */
 export class Linear extends Module {
   readonly weight: Parameter;
@@ -72,16 +94,8 @@ export class Linear extends Module {
     });
   }
 
-  /** d/dx, d/dW (and d/db) for dy: tfjs's gradients of a matMul and a broadcast bias add. */
   private gradients(input: tf.Tensor, [w, b]: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
-    return tf.tidy(() => {
-      const x2 = input.reshape([-1, this.inFeatures]);
-      const dy2 = dy.reshape([-1, this.outFeatures]);
-      const outIn = this.layout === 'out_in';
-      const dx = tf.matMul(dy2, w, false, !outIn).reshape(input.shape);
-      const dw = outIn ? tf.matMul(dy2, x2, true, false) : tf.matMul(x2, dy2, true, false);
-      return b ? [dx, dw, tf.sum(dy2, 0)] : [dx, dw];
-    });
+    return projectionGradients(input, w, b ?? null, dy, this.layout === 'out_in');
   }
 }
 
@@ -145,12 +159,7 @@ export class Embedding extends Module {
             .matMul(input.reshape([-1, this.embeddingDim]), w, false, true)
             .reshape([...lead, this.numEmbeddings]);
         }),
-      ([input], [w], dy) =>
-        tf.tidy(() => {
-          const dy2 = dy.reshape([-1, this.numEmbeddings]);
-          const dx = tf.matMul(dy2, w).reshape(input.shape);
-          return [dx, tf.matMul(dy2, input.reshape([-1, this.embeddingDim]), true, false)];
-        }),
+      ([input], [w], dy) => projectionGradients(input, w, null, dy, true),
     );
   }
 }
